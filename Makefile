@@ -1,0 +1,43 @@
+# Two commands for a newcomer: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BUNDLE := .cache/busybox-bundle
+RUNTIME_ROOT ?= /run/dockyard-runtime
+
+.PHONY: run test unit deps venv bundle bench lint clean
+
+deps:
+	@scripts/install-deps.sh
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(BIN)/.installed
+
+bundle: deps venv
+	$(BIN)/python scripts/busybox_bundle.py $(BUNDLE) echo hello world
+
+# The main job, for now: run `echo hello world` in a busybox bundle with dockyard-runtime.
+run: bundle
+	$(BIN)/dockyard-runtime --root $(RUNTIME_ROOT) run --bundle $(BUNDLE) make-run-$$$$
+
+# The whole suite. Tests needing root are marked `privileged` and skip themselves without root.
+test: deps venv
+	$(BIN)/python -m pytest -q tests
+
+unit: venv
+	$(BIN)/python -m pytest -q tests/unit
+
+bench: deps venv
+	$(BIN)/python bench/runtime_start.py
+
+lint: venv
+	$(BIN)/python -m mypy src
+
+clean:
+	rm -rf $(VENV) .cache build src/*.egg-info

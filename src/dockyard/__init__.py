@@ -1,0 +1,3 @@
+"""Dockyard: the Docker architecture, whole, in Python."""
+
+__version__ = "0.1.0"

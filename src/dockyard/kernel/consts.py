@@ -1,0 +1,89 @@
+"""Linux constants the runtime needs (x86_64 and other 64-bit Linux ABIs)."""
+
+# clone(2) / unshare(2) / setns(2)
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+SIGCHLD = 17
+
+# mount(2)
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_I_VERSION = 1 << 23
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+MNT_DETACH = 2
+
+# prctl(2)
+PR_SET_PDEATHSIG = 1
+PR_GET_PDEATHSIG = 2
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# ioctl(2) on terminals
+TIOCSCTTY = 0x540E
+TIOCGPTN = 0x80045430
+TIOCSPTLCK = 0x40045431
+TIOCSWINSZ = 0x5414
+TIOCGWINSZ = 0x5413
+
+# syscall numbers, x86_64
+SYS_clone = 56
+SYS_pivot_root = 155
+SYS_setns = 308
+SYS_capget = 125
+SYS_capset = 126
+SYS_keyctl = 250
+
+NAMESPACE_FLAGS = {
+    "mount": CLONE_NEWNS,
+    "cgroup": CLONE_NEWCGROUP,
+    "uts": CLONE_NEWUTS,
+    "ipc": CLONE_NEWIPC,
+    "user": CLONE_NEWUSER,
+    "pid": CLONE_NEWPID,
+    "network": CLONE_NEWNET,
+    "time": CLONE_NEWTIME,
+}
+
+# The name each namespace has under /proc/<pid>/ns/.
+NAMESPACE_PROC_NAMES = {
+    "mount": "mnt",
+    "cgroup": "cgroup",
+    "uts": "uts",
+    "ipc": "ipc",
+    "user": "user",
+    "pid": "pid",
+    "network": "net",
+    "time": "time",
+}
