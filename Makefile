@@ -15,6 +15,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -m dockyard.runtime.launcher $(abspath $(BIN))
 	@touch $@
 
 venv: $(BIN)/.installed

@@ -1,0 +1,1 @@
+"""OCI data: runtime spec (config.json) validation; image model later."""

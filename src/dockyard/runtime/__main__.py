@@ -1,0 +1,5 @@
+"""``python -m dockyard.runtime`` is ``dockyard-runtime``."""
+
+from .cli import main
+
+main()

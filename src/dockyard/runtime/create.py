@@ -1,0 +1,211 @@
+"""``create``: build the container from its bundle, leaving init blocked on exec.fifo.
+
+The runtime validates the whole config first (nothing is created for a config
+that cannot be applied), makes the state directory, the exec fifo and the
+cgroup, clones the init into its new namespaces, maps its user namespace, moves
+it into the cgroup, and serves its requests (hooks, console) until it closes the
+channel. On any failure everything made so far is undone: no state dir, mount,
+cgroup or process is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ..errors import Conflict, DockyardError, InvalidArgument
+from . import state as st
+from .cli import CommandError
+
+
+def main(ctx, command, opts, args) -> int:
+    create(ctx, args[0], opts, detach=True)
+    return 0
+
+
+def create(ctx, container_id: str, opts, *, detach: bool):
+    """Create the container; returns (Container, console master fd or None)."""
+    from ..oci.runtime_spec import load_bundle
+
+    st.validate_id(container_id)
+    bundle = os.path.abspath(opts.get("bundle") or ".")
+    spec, rootfs = load_bundle(bundle)
+    process = spec.get("process")
+    if process is None:
+        raise InvalidArgument("process property must not be empty")
+    terminal = bool(process.get("terminal"))
+    console_socket = opts.get("console-socket")
+    if terminal and detach and not console_socket:
+        raise CommandError("cannot allocate tty if dockyard-runtime will detach without setting console socket")
+    if console_socket and not (terminal and detach):
+        raise CommandError("cannot use console socket if dockyard-runtime will not detach or allocate tty")
+    os.makedirs(ctx.root, 0o700, exist_ok=True)
+    container = st.Container(ctx.root, container_id)
+    try:
+        os.mkdir(container.dir, 0o711)
+    except FileExistsError:
+        raise Conflict("container with given ID already exists", id=container_id) from None
+    builder = _Builder(ctx, container, spec, bundle, rootfs, opts, console_socket, terminal and not detach)
+    try:
+        master = builder.build()
+    except BaseException:
+        builder.undo()
+        raise
+    return container, master
+
+
+class _Builder:
+    """The runtime's side of create, with everything needed to undo it."""
+
+    def __init__(self, ctx, container, spec, bundle, rootfs, opts, console_socket, console_to_parent) -> None:
+        self.ctx = ctx
+        self.container = container
+        self.spec = spec
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.opts = opts
+        self.console_socket = console_socket
+        self.console_to_parent = console_to_parent
+        self.pid = 0
+        self.cgroup = None
+
+    def build(self):
+        from ..kernel import consts as c
+        from . import cgroups, sync
+        from .init import InitConfig, preload
+        from .namespaces import plan
+
+        spec, linux = self.spec, self.spec.get("linux") or {}
+        ns = plan(linux.get("namespaces") or [], linux.get("timeOffsets"))
+        preload(spec)
+        self.cgroup = cgroups.new_manager(linux.get("cgroupsPath"), self.container.id)
+        fifo = self.container.fifo_path
+        os.mkfifo(fifo, 0o622)
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        parent, child = sync.pair(with_socket=self.console_to_parent)
+        cfg = InitConfig(
+            spec=spec, container_id=self.container.id, bundle=self.bundle, rootfs=self.rootfs, chan=child,
+            fifo_fd=fifo_fd, joins=ns.joins, new_types=ns.new_types, cgroup_mounts=self.cgroup.container_mounts,
+            no_pivot=self.opts.flag("no-pivot"), console_socket=self.console_socket,
+            console_to_parent=self.console_to_parent, preserve=int(self.opts.get("preserve-fds") or 0),
+            no_new_keyring=self.opts.flag("no-new-keyring"))
+        if ns.time_offsets is not None:
+            ns.enter_time_namespace()
+        self.pid = ns.spawn(lambda: _child(cfg))
+        child.close()
+        os.close(fifo_fd)
+        try:
+            master = self._serve(parent, ns, linux)
+        finally:
+            parent.close()
+        self._record()
+        return master
+
+    def _serve(self, chan, ns, linux):
+        """Map ids, join the cgroup, then answer the init until it closes the channel."""
+        from . import hooks
+
+        if ns.new_user:
+            ns.write_id_maps(self.pid, linux)
+        self.cgroup.apply(self.pid)
+        if linux.get("resources"):
+            self.cgroup.set(linux["resources"])
+        adj = self.spec["process"].get("oomScoreAdj")
+        if adj is not None:
+            with open(f"/proc/{self.pid}/oom_score_adj", "w") as f:
+                f.write(str(adj))
+        chan.send("go")
+        master = None
+        while True:
+            msg = chan.recv()
+            if msg is None:
+                break
+            kind = msg["t"]
+            if kind == "error":
+                raise InitError("unable to start container process: " + msg["msg"])
+            if kind == "hooks":
+                state = self._oci_state("creating")
+                hooks.run_hooks(self.spec, "prestart", state)
+                hooks.run_hooks(self.spec, "createRuntime", state)
+                chan.send("resume")
+            elif kind == "console":
+                master = chan.recv_fd()
+        # EOF: the init either finished its setup or died without a word.
+        stat = st.proc_stat(self.pid)
+        if stat is None or stat[0] == "Z":
+            raise InitError("unable to start container process: container init exited prematurely")
+        return master
+
+    def _oci_state(self, status: str) -> dict:
+        return {"ociVersion": self.spec.get("ociVersion", ""), "id": self.container.id, "status": status,
+                "pid": self.pid, "bundle": self.bundle, "annotations": self.spec.get("annotations") or {}}
+
+    def _record(self) -> None:
+        stat = st.proc_stat(self.pid)
+        self.container.data = {
+            "id": self.container.id, "init_pid": self.pid, "init_start": stat[1] if stat else 0,
+            "bundle": self.bundle, "rootfs": self.rootfs, "created": rfc3339_nano(time.time_ns()),
+            "owner": "", "config": self.spec, "cgroup": self.cgroup.to_state(),
+            "namespaces": {kind: f"/proc/{self.pid}/ns/{name}" for kind, name in _proc_ns_names(self.spec)},
+        }
+        self.container.save()
+        pid_file = self.opts.get("pid-file")
+        if pid_file:
+            write_pid_file(pid_file, self.pid)
+
+    def undo(self) -> None:
+        """Leave nothing behind: kill the init, remove the cgroup and the state dir."""
+        import shutil
+
+        if self.pid:
+            try:
+                os.kill(self.pid, 9)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+        if self.cgroup is not None:
+            try:
+                self.cgroup.destroy()
+            except Exception as e:  # cleanup must go on
+                self.ctx.log.warning(f"removing cgroup: {e}")
+        shutil.rmtree(self.container.dir, ignore_errors=True)
+
+
+class InitError(DockyardError):
+    """The container's init reported a failure during create."""
+
+
+def _child(cfg) -> None:
+    from . import init
+
+    init.run(cfg)
+
+
+def _proc_ns_names(spec: dict):
+    from ..kernel.consts import NAMESPACE_PROC_NAMES
+
+    for ns in (spec.get("linux") or {}).get("namespaces") or []:
+        yield ns["type"], NAMESPACE_PROC_NAMES[ns["type"]]
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Write the pid atomically (temp file + rename), without a newline, as runc."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def rfc3339_nano(ns: int) -> str:
+    """Go's RFC3339Nano in UTC: fractional seconds without trailing zeros."""
+    seconds, frac = divmod(ns, 1_000_000_000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    digits = f"{frac:09d}".rstrip("0")
+    return f"{base}.{digits}Z" if digits else f"{base}Z"

@@ -1,0 +1,204 @@
+"""The container's init: runs in the cloned child, sets everything up, waits, execs.
+
+Order (as runc): wait for ``go`` (uid/gid maps written, cgroup joined), join
+namespaces given by path, new cgroup namespace, session keyring, setsid,
+mounts and /dev, prestart/createRuntime hooks (run by the runtime, on
+request), createContainer hooks, pivot_root, console, read-only finish,
+hostname, sysctl, read-only and masked paths, rlimits, ``ready``, user switch
+with capabilities and seccomp, executable lookup, close the channel (create
+succeeded), block opening exec.fifo until ``start``, startContainer hooks, exec.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import hooks
+from .process import execve, mark_cloexec_from, prepare_exec, preserve_fds, set_rlimits
+
+
+class InitConfig:
+    """What the runtime hands its child across the clone (plain attributes)."""
+
+    def __init__(self, **kw) -> None:
+        self.__dict__.update(kw)
+
+    spec: dict
+    container_id: str
+    bundle: str
+    rootfs: str
+    chan: object
+    fifo_fd: int
+    joins: list
+    new_types: set
+    cgroup_mounts: object
+    no_pivot: bool
+    console_socket: str | None
+    console_to_parent: bool
+    preserve: int
+    no_new_keyring: bool
+
+
+def preload(spec: dict) -> None:
+    """Import, in the runtime, every module the init will need after pivot_root.
+
+    Once the init has pivoted into the container's root, the host's Python
+    library is out of reach: a lazy import there would fail.
+    """
+    import resource  # noqa: F401  rlimits
+    import stat  # noqa: F401  executable lookup
+
+    import _signal  # noqa: F401  exec
+
+    from ..kernel import consts, keyring, libc  # noqa: F401
+    from . import capabilities, rootfs  # noqa: F401
+    from .cli import _describe  # noqa: F401
+
+    process = spec.get("process") or {}
+    if process.get("terminal"):
+        import array  # noqa: F401
+        import fcntl  # noqa: F401
+        import socket  # noqa: F401
+        import struct  # noqa: F401
+        import termios  # noqa: F401
+
+        from . import console  # noqa: F401
+    if (spec.get("linux") or {}).get("seccomp"):
+        from . import seccomp  # noqa: F401
+
+        seccomp.preload()
+
+
+def run(cfg: InitConfig) -> None:
+    """Never returns: execs the user process or exits non-zero after reporting."""
+    chan = cfg.chan
+    try:
+        _setup(cfg)
+        path, args, env = prepare_exec(cfg.spec["process"], (cfg.spec.get("linux") or {}).get("seccomp"))
+        chan.close()  # EOF tells the runtime create succeeded
+        fd = os.open(f"/proc/self/fd/{cfg.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"0")
+        os.close(fd)
+        os.close(cfg.fifo_fd)
+        state = _state(cfg, "created")
+        hooks.run_hooks(cfg.spec, "startContainer", state)
+        execve(path, args, env)
+    except BaseException as e:  # report anything, then die: never return into the runtime's code
+        _report(chan, e)
+        os._exit(1)
+
+
+def _report(chan, e: BaseException) -> None:
+    from .cli import _describe
+
+    msg = _describe(e) if isinstance(e, OSError) else str(e) or type(e).__name__
+    try:
+        chan.send("error", msg=msg)
+    except OSError:
+        os.write(2, f"dockyard-runtime init: {msg}\n".encode())
+
+
+def _state(cfg: InitConfig, status: str) -> dict:
+    return {"ociVersion": cfg.spec.get("ociVersion", ""), "id": cfg.container_id, "status": status,
+            "pid": os.getpid(), "bundle": cfg.bundle, "annotations": cfg.spec.get("annotations") or {}}
+
+
+def _setup(cfg: InitConfig) -> None:
+    from ..kernel import consts as c
+    from ..kernel import libc
+
+    spec, chan = cfg.spec, cfg.chan
+    linux = spec.get("linux") or {}
+    process = spec["process"]
+    chan.expect("go")
+    for kind, path in cfg.joins:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            libc.setns(fd, c.NAMESPACE_FLAGS[kind])
+        finally:
+            os.close(fd)
+    if "user" in cfg.new_types:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    if "cgroup" in cfg.new_types:
+        libc.unshare(c.CLONE_NEWCGROUP)
+    if not cfg.no_new_keyring:
+        _join_session_keyring(cfg.container_id)
+    os.setsid()
+    builder = None
+    if "mount" in cfg.new_types or any(k == "mount" for k, _ in cfg.joins):
+        from .rootfs import RootfsBuilder
+
+        builder = RootfsBuilder(spec, cfg.rootfs, libc, cfg.cgroup_mounts,
+                                new_cgroupns="cgroup" in cfg.new_types,
+                                new_netns="network" in cfg.new_types or any(k == "network" for k, _ in cfg.joins),
+                                in_userns="user" in cfg.new_types)
+        builder.prepare()
+    if (spec.get("hooks") or {}).get("prestart") or (spec.get("hooks") or {}).get("createRuntime"):
+        chan.send("hooks")
+        chan.expect("resume")
+    if builder is not None:
+        os.chdir(cfg.rootfs)
+        hooks.run_hooks(spec, "createContainer", _state(cfg, "creating"))
+        builder.pivot(cfg.no_pivot)
+    else:
+        os.chroot(cfg.rootfs)
+        os.chdir("/")
+    os.makedirs(process.get("cwd") or "/", 0o755, exist_ok=True)
+    if process.get("terminal"):
+        _setup_console(cfg)
+    if builder is not None:
+        builder.finalize()
+    if spec.get("hostname"):
+        libc.sethostname(spec["hostname"])
+    if spec.get("domainname"):
+        libc.setdomainname(spec["domainname"])
+    for key, value in (linux.get("sysctl") or {}).items():
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(value)
+    if builder is not None:
+        for path in linux.get("readonlyPaths") or []:
+            builder.readonly_path(path)
+        for path in linux.get("maskedPaths") or []:
+            builder.mask_path(path)
+    if process.get("apparmorProfile"):
+        apply_apparmor(process["apparmorProfile"])
+    set_rlimits(process)
+    mark_cloexec_from(preserve_fds(cfg.preserve))
+    chan.send("ready")
+
+
+def _setup_console(cfg: InitConfig) -> None:
+    from ..kernel import consts as c
+    from ..kernel import libc
+    from .console import become_controlling, open_pty, send_to_socket
+
+    master, slave, name = open_pty(cfg.spec["process"].get("consoleSize"))
+    if os.path.exists("/dev"):
+        console = "/dev/console"
+        if not os.path.lexists(console):
+            os.close(os.open(console, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        libc.mount(name, console, None, c.MS_BIND)
+    if cfg.console_to_parent:
+        cfg.chan.send("console")
+        cfg.chan.send_fd(master)
+    else:
+        send_to_socket(cfg.console_socket, master)
+    os.close(master)
+    become_controlling(slave)
+
+
+def _join_session_keyring(container_id: str) -> None:
+    """A fresh session keyring per container, so keys are not shared with the host."""
+    from ..kernel import keyring
+
+    keyring.join_session(f"_ses.{container_id}")
+
+
+def apply_apparmor(profile: str) -> None:
+    for path in ("/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"):
+        if os.path.exists(path):
+            with open(path, "w") as f:
+                f.write(f"exec {profile}")
+            return
+    raise OSError(f"apparmor profile {profile!r} requested but AppArmor is not available")
