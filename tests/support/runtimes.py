@@ -33,8 +33,18 @@ class Runtime:
         self.created: list[str] = []
 
     def __call__(self, *args: str, input: str | None = None, timeout: float = 30, **kw) -> subprocess.CompletedProcess:
-        return subprocess.run(self.argv + list(args), input=input, capture_output=True, text=True,
-                              timeout=timeout, **kw)
+        """Run the runtime; output goes through files, not pipes, because a detached
+        container inherits the runtime's stdio and would hold pipes open."""
+        import tempfile
+
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            r = subprocess.run(self.argv + list(args), input=input.encode() if input is not None else None,
+                               stdin=None if input is not None else subprocess.DEVNULL,
+                               stdout=out, stderr=err, timeout=timeout, **kw)
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(r.args, r.returncode, out.read().decode(errors="replace"),
+                                               err.read().decode(errors="replace"))
 
     def bundle(self, args: list[str], edit=None, name: str | None = None) -> str:
         path = os.path.join(self.tmp, name or f"bundle-{uuid.uuid4().hex[:8]}")
