@@ -12,14 +12,28 @@ import pytest
 pytestmark = pytest.mark.privileged
 
 
+def unquoted(stderr: str) -> str:
+    """A logrus text line's message with Go's quoting undone."""
+    return stderr.replace('\\"', '"')
+
+
 def test_run_echo(rt):
     r = rt.run(["echo", "hello", "world"])
     assert (r.returncode, r.stdout) == (0, "hello world\n"), r.stderr
 
 
 def test_exit_status_and_signal_death(rt):
+    import subprocess
+
     assert rt.run(["sh", "-c", "exit 7"]).returncode == 7
-    assert rt.run(["sh", "-c", "kill -9 $$"]).returncode == 137
+    cid = rt.new_id()
+    proc = subprocess.Popen(rt.argv + ["run", "--bundle", rt.bundle(["sleep", "60"]), cid])
+    deadline = time.monotonic() + 5
+    while rt("state", cid).returncode != 0 or rt.state(cid)["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert rt("kill", cid, "KILL").returncode == 0
+    assert proc.wait(timeout=10) == 137
 
 
 def test_lifecycle_create_start_kill_delete(rt):
@@ -107,14 +121,14 @@ def test_bad_signal(rt):
     cid = rt.new_id()
     assert rt("create", "--bundle", rt.bundle(["sleep", "60"]), cid).returncode == 0
     r = rt("kill", cid, "NOTASIGNAL")
-    assert r.returncode == 1 and 'unknown signal "NOTASIGNAL"' in r.stderr
+    assert r.returncode == 1 and 'unknown signal "NOTASIGNAL"' in unquoted(r.stderr)
 
 
 def test_missing_executable_is_a_create_error(rt):
     cid = rt.new_id()
     r = rt("create", "--bundle", rt.bundle(["no-such-binary"]), cid)
     assert r.returncode == 1
-    assert 'exec: "no-such-binary": executable file not found in $PATH' in r.stderr
+    assert 'exec: "no-such-binary": executable file not found in $PATH' in unquoted(r.stderr)
     assert not os.path.exists(os.path.join(rt.root, cid))
 
 
@@ -174,7 +188,7 @@ def test_mounts_tmpfs_bind_and_options(rt, tmp_path):
 
 
 def test_dev_is_populated(rt):
-    r = rt.run(["sh", "-c", "ls /dev | sort | tr '\\n' ' '; readlink /dev/ptmx /dev/fd"])
+    r = rt.run(["sh", "-c", "ls /dev | sort | tr '\\n' ' '; readlink /dev/ptmx; readlink /dev/fd"])
     names = r.stdout.split()
     for name in ("null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue", "ptmx", "fd"):
         assert name in names, (name, r.stdout)
@@ -259,7 +273,7 @@ def test_hooks_get_state_and_run_in_order(rt, tmp_path):
     assert [e[0] for e in entries] == ["prestart", "createRuntime", "poststart", "poststop"]
     states = [json.loads(e[1]) for e in entries]
     assert states[0]["status"] == "creating" and states[0]["pid"] > 0
-    assert states[2]["status"] == "running"
+    assert states[2]["status"] in ("created", "running")  # runc 1.1 says created; the process runs
     assert states[3]["status"] == "stopped"
 
 

@@ -45,7 +45,7 @@ def create(ctx, container_id: str, opts, *, detach: bool):
         os.mkdir(container.dir, 0o711)
     except FileExistsError:
         raise Conflict("container with given ID already exists", id=container_id) from None
-    builder = _Builder(ctx, container, spec, bundle, rootfs, opts, console_socket, terminal and not detach)
+    builder = _Builder(ctx, container, spec, bundle, rootfs, opts, console_socket)
     try:
         master = builder.build()
     except BaseException:
@@ -57,7 +57,7 @@ def create(ctx, container_id: str, opts, *, detach: bool):
 class _Builder:
     """The runtime's side of create, with everything needed to undo it."""
 
-    def __init__(self, ctx, container, spec, bundle, rootfs, opts, console_socket, console_to_parent) -> None:
+    def __init__(self, ctx, container, spec, bundle, rootfs, opts, console_socket) -> None:
         self.ctx = ctx
         self.container = container
         self.spec = spec
@@ -65,7 +65,6 @@ class _Builder:
         self.rootfs = rootfs
         self.opts = opts
         self.console_socket = console_socket
-        self.console_to_parent = console_to_parent
         self.pid = 0
         self.cgroup = None
 
@@ -78,17 +77,20 @@ class _Builder:
         spec, linux = self.spec, self.spec.get("linux") or {}
         ns = plan(linux.get("namespaces") or [], linux.get("timeOffsets"))
         preload(spec)
+        from .process import compile_seccomp
+
+        program = compile_seccomp(linux, cache_dir=seccomp_cache(self.ctx.root))
         self.cgroup = cgroups.new_manager(linux.get("cgroupsPath"), self.container.id)
         fifo = self.container.fifo_path
-        os.mkfifo(fifo, 0o622)
+        os.mkfifo(fifo)
+        os.chmod(fifo, 0o622)  # the init opens it after switching to the container user
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
-        parent, child = sync.pair(with_socket=self.console_to_parent)
+        parent, child = sync.pair(with_socket=bool(spec["process"].get("terminal")))
         cfg = InitConfig(
             spec=spec, container_id=self.container.id, bundle=self.bundle, rootfs=self.rootfs, chan=child,
             fifo_fd=fifo_fd, joins=ns.joins, new_types=ns.new_types, cgroup_mounts=self.cgroup.container_mounts,
-            no_pivot=self.opts.flag("no-pivot"), console_socket=self.console_socket,
-            console_to_parent=self.console_to_parent, preserve=int(self.opts.get("preserve-fds") or 0),
-            no_new_keyring=self.opts.flag("no-new-keyring"))
+            no_pivot=self.opts.flag("no-pivot"), preserve=int(self.opts.get("preserve-fds") or 0),
+            no_new_keyring=self.opts.flag("no-new-keyring"), debug=self.ctx.debug, seccomp_program=program)
         if ns.time_offsets is not None:
             ns.enter_time_namespace()
         self.pid = ns.spawn(lambda: _child(cfg))
@@ -107,9 +109,11 @@ class _Builder:
 
         if ns.new_user:
             ns.write_id_maps(self.pid, linux)
-        self.cgroup.apply(self.pid)
-        if linux.get("resources"):
-            self.cgroup.set(linux["resources"])
+        from . import cgroups
+
+        resources = cgroups.create_resources(linux)
+        self.cgroup.apply(self.pid, resources)
+        self.cgroup.set(resources)
         adj = self.spec["process"].get("oomScoreAdj")
         if adj is not None:
             with open(f"/proc/{self.pid}/oom_score_adj", "w") as f:
@@ -130,6 +134,12 @@ class _Builder:
                 chan.send("resume")
             elif kind == "console":
                 master = chan.recv_fd()
+                if self.console_socket:
+                    from .console import send_to_socket
+
+                    send_to_socket(self.console_socket, master)
+                    os.close(master)
+                    master = None
         # EOF: the init either finished its setup or died without a word.
         stat = st.proc_stat(self.pid)
         if stat is None or stat[0] == "Z":
@@ -189,6 +199,13 @@ def _proc_ns_names(spec: dict):
 
     for ns in (spec.get("linux") or {}).get("namespaces") or []:
         yield ns["type"], NAMESPACE_PROC_NAMES[ns["type"]]
+
+
+def seccomp_cache(root: str) -> str:
+    """Where compiled seccomp filters are kept: beside the containers, root-only."""
+    path = os.path.join(root, ".seccomp-cache")
+    os.makedirs(path, 0o700, exist_ok=True)
+    return path
 
 
 def write_pid_file(path: str, pid: int) -> None:

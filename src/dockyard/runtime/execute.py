@@ -105,10 +105,14 @@ def _spawn(container: st.Container, process: dict, console_socket, console_to_pa
     kinds = {ns["type"] for ns in (config.get("linux") or {}).get("namespaces") or []}
     paths = [(k, f"/proc/{container.pid}/ns/{NAMESPACE_PROC_NAMES[k]}") for k in _JOIN_ORDER if k in kinds]
     fds = [(NAMESPACE_FLAGS[k], os.open(p, os.O_RDONLY | os.O_CLOEXEC)) for k, p in paths]
+    from .create import seccomp_cache
+    from .process import compile_seccomp
+
+    program = compile_seccomp(config.get("linux"), cache_dir=seccomp_cache(container.dir.rsplit("/", 1)[0]))
     parent, child = sync.pair(with_socket=bool(process.get("terminal")))
     middle = os.fork()
     if middle == 0:
-        _middle(child, fds, process, config, preserve)
+        _middle(child, fds, process, program, preserve)
     child.close()
     for _, fd in fds:
         os.close(fd)
@@ -116,7 +120,7 @@ def _spawn(container: st.Container, process: dict, console_socket, console_to_pa
     try:
         pid = int(parent.expect("pid")["pid"])
         os.waitpid(middle, 0)
-        container.cgroup().apply(pid)
+        container.cgroup().enter(pid)
         parent.send("go")
         while True:
             msg = parent.recv()
@@ -139,7 +143,7 @@ def _spawn(container: st.Container, process: dict, console_socket, console_to_pa
     return pid, master
 
 
-def _middle(chan, fds, process: dict, config: dict, preserve: int) -> None:
+def _middle(chan, fds, process: dict, program, preserve: int) -> None:
     """In the forked helper: join the namespaces, fork the process, report its pid."""
     from ..kernel import libc
     from .init import _report
@@ -149,7 +153,7 @@ def _middle(chan, fds, process: dict, config: dict, preserve: int) -> None:
             libc.setns(fd, flag)
         pid = os.fork()
         if pid == 0:
-            _process(chan, process, config, preserve)
+            _process(chan, process, program, preserve)
         chan.send("pid", pid=pid)
         os._exit(0)
     except BaseException as e:
@@ -157,7 +161,7 @@ def _middle(chan, fds, process: dict, config: dict, preserve: int) -> None:
         os._exit(1)
 
 
-def _process(chan, process: dict, config: dict, preserve: int) -> None:
+def _process(chan, process: dict, program, preserve: int) -> None:
     """The exec'd process's side: console, limits, identity, then execve."""
     from .init import _report, apply_apparmor
     from .process import execve, mark_cloexec_from, prepare_exec, preserve_fds, set_rlimits
@@ -177,7 +181,7 @@ def _process(chan, process: dict, config: dict, preserve: int) -> None:
             apply_apparmor(process["apparmorProfile"])
         set_rlimits(process)
         mark_cloexec_from(preserve_fds(preserve))
-        path, args, env = prepare_exec(process, (config.get("linux") or {}).get("seccomp"))
+        path, args, env = prepare_exec(process, program)
         chan.close()
         execve(path, args, env)
     except BaseException as e:

@@ -33,10 +33,10 @@ class InitConfig:
     new_types: set
     cgroup_mounts: object
     no_pivot: bool
-    console_socket: str | None
-    console_to_parent: bool
     preserve: int
     no_new_keyring: bool
+    debug: bool
+    seccomp_program: object
 
 
 def preload(spec: dict) -> None:
@@ -51,6 +51,7 @@ def preload(spec: dict) -> None:
     import _signal  # noqa: F401  exec
 
     from ..kernel import consts, keyring, libc  # noqa: F401
+    from ..kernel import loopback  # noqa: F401
     from . import capabilities, rootfs  # noqa: F401
     from .cli import _describe  # noqa: F401
 
@@ -74,7 +75,7 @@ def run(cfg: InitConfig) -> None:
     chan = cfg.chan
     try:
         _setup(cfg)
-        path, args, env = prepare_exec(cfg.spec["process"], (cfg.spec.get("linux") or {}).get("seccomp"))
+        path, args, env = prepare_exec(cfg.spec["process"], cfg.seccomp_program)
         chan.close()  # EOF tells the runtime create succeeded
         fd = os.open(f"/proc/self/fd/{cfg.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
@@ -84,14 +85,18 @@ def run(cfg: InitConfig) -> None:
         hooks.run_hooks(cfg.spec, "startContainer", state)
         execve(path, args, env)
     except BaseException as e:  # report anything, then die: never return into the runtime's code
-        _report(chan, e)
+        _report(chan, e, getattr(cfg, "debug", False))
         os._exit(1)
 
 
-def _report(chan, e: BaseException) -> None:
+def _report(chan, e: BaseException, debug: bool = False) -> None:
     from .cli import _describe
 
     msg = _describe(e) if isinstance(e, OSError) else str(e) or type(e).__name__
+    if debug:
+        import traceback
+
+        msg += "\n" + "".join(traceback.format_exception(e))
     try:
         chan.send("error", msg=msg)
     except OSError:
@@ -122,6 +127,10 @@ def _setup(cfg: InitConfig) -> None:
         os.setresuid(0, 0, 0)
     if "cgroup" in cfg.new_types:
         libc.unshare(c.CLONE_NEWCGROUP)
+    if "network" in cfg.new_types:
+        from ..kernel import loopback
+
+        loopback.bring_up()  # a new network namespace gets a working lo, as with runc
     if not cfg.no_new_keyring:
         _join_session_keyring(cfg.container_id)
     os.setsid()
@@ -171,7 +180,7 @@ def _setup(cfg: InitConfig) -> None:
 def _setup_console(cfg: InitConfig) -> None:
     from ..kernel import consts as c
     from ..kernel import libc
-    from .console import become_controlling, open_pty, send_to_socket
+    from .console import become_controlling, open_pty
 
     master, slave, name = open_pty(cfg.spec["process"].get("consoleSize"))
     if os.path.exists("/dev"):
@@ -179,11 +188,8 @@ def _setup_console(cfg: InitConfig) -> None:
         if not os.path.lexists(console):
             os.close(os.open(console, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
         libc.mount(name, console, None, c.MS_BIND)
-    if cfg.console_to_parent:
-        cfg.chan.send("console")
-        cfg.chan.send_fd(master)
-    else:
-        send_to_socket(cfg.console_socket, master)
+    cfg.chan.send("console")  # the runtime forwards it to --console-socket or relays it
+    cfg.chan.send_fd(master)
     os.close(master)
     become_controlling(slave)
 

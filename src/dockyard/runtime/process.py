@@ -100,7 +100,7 @@ def switch_user(process: dict, caps) -> None:
         capabilities.apply(caps)
 
 
-def prepare_exec(process: dict, seccomp_cfg: dict | None) -> tuple[str, list[str], dict]:
+def prepare_exec(process: dict, seccomp_program) -> tuple[str, list[str], dict]:
     """Everything after the rootfs is ready, up to (not including) the exec.
 
     Returns (path, argv, env). Seccomp is loaded before the capability drop
@@ -114,8 +114,8 @@ def prepare_exec(process: dict, seccomp_cfg: dict | None) -> tuple[str, list[str
         from ..kernel.consts import PR_SET_NO_NEW_PRIVS
 
         libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
-    if seccomp_cfg and not nnp:
-        load_seccomp(seccomp_cfg)
+    if seccomp_program is not None and not nnp:
+        load_seccomp(seccomp_program)
     caps = capabilities.parse(process.get("capabilities"))
     env = env_map(process.get("env"))
     cwd = process.get("cwd") or "/"
@@ -133,15 +133,30 @@ def prepare_exec(process: dict, seccomp_cfg: dict | None) -> tuple[str, list[str
     if not args:
         raise InvalidArgument("args must not be empty")
     path = look_path(args[0], env)
-    if seccomp_cfg and nnp:
-        load_seccomp(seccomp_cfg)  # as late as possible: fewer syscalls after it
+    if seccomp_program is not None and nnp:
+        load_seccomp(seccomp_program)  # as late as possible: fewer syscalls after it
     return path, list(args), env
 
 
-def load_seccomp(cfg: dict) -> None:
+def compile_seccomp(linux: dict | None, cache_dir: str | None = None):
+    """Compile the container's seccomp filter in the runtime, before any clone.
+
+    Building costs libseccomp some 20 ms for Docker's profile; doing it here
+    (cached under the runtime root) keeps it off the init's path, and a bad
+    profile fails create before anything exists.
+    """
     from . import seccomp
 
-    fd = seccomp.install(cfg)
+    cfg = (linux or {}).get("seccomp")
+    if not cfg or not seccomp.enabled(cfg):
+        return None
+    return seccomp.build(cfg, cache_dir=cache_dir)
+
+
+def load_seccomp(program) -> None:
+    from . import seccomp
+
+    fd = seccomp.load(program)
     if fd is not None:
         os.close(fd)  # listener delivery (listenerPath) is not supported yet
 

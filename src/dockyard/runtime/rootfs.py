@@ -176,7 +176,7 @@ class RootfsBuilder:
                 continue
             _mkdir_in(self.rootfs, sub)
             if self.new_cgroupns:
-                self.k.mount("cgroup", sub, "cgroup", opts.flags, name)
+                self.k.mount("cgroup", sub, "cgroup", opts.flags, _hierarchy_data(name))
             else:
                 self.k.mount(host_dir, sub, "bind", c.MS_BIND | c.MS_REC)
                 self._remount(sub, c.MS_BIND | c.MS_REMOUNT | opts.flags | c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC)
@@ -275,6 +275,17 @@ class RootfsBuilder:
             return
         except NotADirectoryError:
             self.k.mount("tmpfs", path, "tmpfs", c.MS_RDONLY, None)
+
+
+_CONTROLLERS = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio", "blkio",
+                "perf_event", "hugetlb", "pids", "rdma", "misc"}
+
+
+def _hierarchy_data(name: str) -> str:
+    """mount(2) data for a v1 hierarchy: its controllers, or ``name=X`` for a named one."""
+    if all(part in _CONTROLLERS for part in name.split(",")):
+        return name
+    return "name=" + name
 
 
 def locked_flags(path: str) -> int:

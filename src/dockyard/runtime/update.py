@@ -31,14 +31,19 @@ def main(ctx, command, opts, args) -> int:
             resources.setdefault(section, {})[key] = _parse(opts[flag], kind, flag)
     if opts.get("l3-cache-schema") or opts.get("mem-bw-schema"):
         raise InvalidArgument("Intel RDT is not supported by dockyard-runtime")
-    container.cgroup().set(resources)
+    from .cgroups import create_resources
+
     linux = container.config.setdefault("linux", {})
-    merged = linux.setdefault("resources", {})
+    merged = dict(linux.get("resources") or {})
     for section, values in resources.items():
         if isinstance(values, dict) and isinstance(merged.get(section), dict):
-            merged[section].update(values)
+            merged[section] = {**merged[section], **values}
         else:
             merged[section] = values
+    # The whole merged set goes to the cgroup: a new quota keeps the old period,
+    # a new memory limit the old swap, as runc does.
+    container.cgroup().set(create_resources({**linux, "resources": merged}))
+    linux["resources"] = merged
     container.save()
     return 0
 
