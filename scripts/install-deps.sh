@@ -9,6 +9,7 @@ packages=(
   docker.io        # real dockerd + containerd, drives dockyard-runtime in interop tests
   procps           # ps, used by `dockyard-runtime ps`
   util-linux       # script(1), for pty-driven tests
+  time             # GNU time: peak RSS in benchmarks
   python3-venv
 )
 missing=()

@@ -8,7 +8,7 @@ cannot be applied.
 
 from __future__ import annotations
 
-import json
+from . import jsonio
 import os
 
 from ..errors import InvalidArgument, NotFound
@@ -35,7 +35,7 @@ def load_bundle(bundle: str) -> tuple[dict, str]:
     except FileNotFoundError:
         raise NotFound("JSON specification file config.json not found", path=path) from None
     try:
-        spec = json.loads(raw)
+        spec = jsonio.loads(raw)
     except ValueError as e:
         raise InvalidArgument(f"config.json: invalid JSON: {e}", path=path) from e
     if not isinstance(spec, dict):

@@ -109,16 +109,20 @@ class _Builder:
 
         if ns.new_user:
             ns.write_id_maps(self.pid, linux)
-        from . import cgroups
-
-        resources = cgroups.create_resources(linux)
-        self.cgroup.apply(self.pid, resources)
-        self.cgroup.set(resources)
         adj = self.spec["process"].get("oomScoreAdj")
         if adj is not None:
             with open(f"/proc/{self.pid}/oom_score_adj", "w") as f:
                 f.write(str(adj))
         chan.send("go")
+        from . import cgroups
+
+        resources = cgroups.create_resources(linux)
+        self.cgroup.apply(self.pid, resources)
+        self.cgroup.set(resources)
+        try:
+            chan.send("cgroup")
+        except BrokenPipeError:
+            pass  # the init is gone; its error message (if any) is read below
         master = None
         while True:
             msg = chan.recv()
@@ -165,8 +169,6 @@ class _Builder:
 
     def undo(self) -> None:
         """Leave nothing behind: kill the init, remove the cgroup and the state dir."""
-        import shutil
-
         if self.pid:
             try:
                 os.kill(self.pid, 9)
@@ -181,7 +183,7 @@ class _Builder:
                 self.cgroup.destroy()
             except Exception as e:  # cleanup must go on
                 self.ctx.log.warning(f"removing cgroup: {e}")
-        shutil.rmtree(self.container.dir, ignore_errors=True)
+        st.remove_dir(self.container.dir)
 
 
 class InitError(DockyardError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
 from ..errors import Conflict, NotFound
@@ -17,7 +16,7 @@ def main(ctx, command, opts, args) -> int:
         container = st.load(ctx.root, args[0])
     except NotFound:
         # An aborted create can leave a directory without state.json.
-        shutil.rmtree(os.path.join(ctx.root, args[0]), ignore_errors=True)
+        st.remove_dir(os.path.join(ctx.root, args[0]))
         if force:
             return 0
         raise
@@ -59,7 +58,7 @@ def destroy(ctx, container: st.Container) -> None:
                 ctx.log.warning(f"signal all processes: {e}")
         cgroup.destroy()
     state = container.oci_state(st.STOPPED)
-    shutil.rmtree(container.dir, ignore_errors=True)
+    st.remove_dir(container.dir)
     try:
         hooks.run_hooks(container.config, "poststop", state)
     except hooks.HookError as e:

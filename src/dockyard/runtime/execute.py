@@ -9,7 +9,7 @@ relays it), and, unless --detach, waits for it and exits with its status.
 
 from __future__ import annotations
 
-import json
+from ..oci import jsonio
 import os
 
 from ..errors import InvalidArgument
@@ -58,10 +58,10 @@ def build_process(config: dict, opts, argv: list[str]) -> dict:
 
     if opts.get("process"):
         with open(opts["process"], "rb") as f:
-            process = json.loads(f.read())
+            process = jsonio.loads(f.read())
         validate_process(process)
         return process
-    process = json.loads(json.dumps(config.get("process") or {}))
+    process = jsonio.loads(jsonio.dumps(config.get("process") or {}))
     process["args"] = argv
     if opts.get("cwd"):
         process["cwd"] = opts["cwd"]

@@ -9,7 +9,7 @@ startContainer (called from the container's init).
 
 from __future__ import annotations
 
-import json
+from ..oci import jsonio
 import os
 import select
 import time
@@ -26,7 +26,7 @@ def run_hooks(spec: dict, name: str, state: dict) -> None:
     hooks = (spec.get("hooks") or {}).get(name) or []
     if not hooks:
         return
-    payload = json.dumps(state).encode()
+    payload = jsonio.dumps(state).encode()
     for index, hook in enumerate(hooks):
         try:
             _run_one(hook, payload)

@@ -1,10 +1,11 @@
 """The container's init: runs in the cloned child, sets everything up, waits, execs.
 
-Order (as runc): wait for ``go`` (uid/gid maps written, cgroup joined), join
+Order (as runc): wait for ``go`` (uid/gid maps written), join
 namespaces given by path, new cgroup namespace, session keyring, setsid,
 mounts and /dev, prestart/createRuntime hooks (run by the runtime, on
 request), createContainer hooks, pivot_root, console, read-only finish,
-hostname, sysctl, read-only and masked paths, rlimits, ``ready``, user switch
+hostname, sysctl, read-only and masked paths, rlimits, wait until the
+runtime has joined us to the cgroup (it works on that meanwhile), ``ready``, user switch
 with capabilities and seccomp, executable lookup, close the channel (create
 succeeded), block opening exec.fifo until ``start``, startContainer hooks, exec.
 """
@@ -125,7 +126,9 @@ def _setup(cfg: InitConfig) -> None:
     if "user" in cfg.new_types:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
+    joined = _CgroupJoin(chan)
     if "cgroup" in cfg.new_types:
+        joined.wait()  # the namespace's root is the cgroup we are in when unsharing
         libc.unshare(c.CLONE_NEWCGROUP)
     if "network" in cfg.new_types:
         from ..kernel import loopback
@@ -138,7 +141,7 @@ def _setup(cfg: InitConfig) -> None:
     if "mount" in cfg.new_types or any(k == "mount" for k, _ in cfg.joins):
         from .rootfs import RootfsBuilder
 
-        builder = RootfsBuilder(spec, cfg.rootfs, libc, cfg.cgroup_mounts,
+        builder = RootfsBuilder(spec, cfg.rootfs, libc, joined.then(cfg.cgroup_mounts),
                                 new_cgroupns="cgroup" in cfg.new_types,
                                 new_netns="network" in cfg.new_types or any(k == "network" for k, _ in cfg.joins),
                                 in_userns="user" in cfg.new_types)
@@ -174,7 +177,30 @@ def _setup(cfg: InitConfig) -> None:
         apply_apparmor(process["apparmorProfile"])
     set_rlimits(process)
     mark_cloexec_from(preserve_fds(cfg.preserve))
+    joined.wait()  # limits in force before anything of the user's runs
     chan.send("ready")
+
+
+class _CgroupJoin:
+    """Waits (once) for the runtime's word that the init has joined its cgroup."""
+
+    def __init__(self, chan) -> None:
+        self.chan = chan
+        self.done = False
+
+    def wait(self) -> None:
+        if not self.done:
+            self.chan.expect("cgroup")
+            self.done = True
+
+    def then(self, fn):
+        """``fn`` called after the join (the cgroup dirs exist only from then on)."""
+
+        def call():
+            self.wait()
+            return fn()
+
+        return call
 
 
 def _setup_console(cfg: InitConfig) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from ..errors import InvalidArgument
+from ..oci import jsonio
 from . import state as st
 
 
@@ -26,7 +26,7 @@ def main(ctx, command, opts, args) -> int:
         for row in rows:
             print(row["id"])
     elif fmt == "json":
-        print(json.dumps(rows or None, separators=(",", ":")))
+        print(jsonio.dumps(rows or None))
     else:
         _table(rows)
     return 0

@@ -33,9 +33,9 @@ class Logger:
             return
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if self.fmt == "json":
-            import json
+            from ..oci import jsonio
 
-            line = json.dumps({"level": level, "msg": msg, "time": stamp}, separators=(",", ":"))
+            line = jsonio.dumps({"level": level, "msg": msg, "time": stamp})
         else:
             line = f"time={_quote(stamp)} level={level} msg={_quote(msg)}"
         data = (line + "\n").encode()

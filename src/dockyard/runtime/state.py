@@ -14,7 +14,7 @@ fsync, rename), so a kill -9 at any moment leaves the old or the new state.
 
 from __future__ import annotations
 
-import json
+from ..oci import jsonio
 import os
 
 from ..errors import Conflict, InvalidArgument, NotFound
@@ -61,7 +61,7 @@ class Container:
         tmp = os.path.join(self.dir, f".{STATE_FILE}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, json.dumps(self.data, separators=(",", ":")).encode())
+            os.write(fd, jsonio.dumps(self.data).encode())
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -112,12 +112,29 @@ def load(root: str, container_id: str) -> Container:
     path = os.path.join(root, container_id, STATE_FILE)
     try:
         with open(path, "rb") as f:
-            data = json.loads(f.read())
+            data = jsonio.loads(f.read())
     except FileNotFoundError:
         raise NotFound("container does not exist", id=container_id) from None
     except ValueError as e:
         raise NotFound(f"container state is corrupt: {path}: {e}", id=container_id) from e
     return Container(root, container_id, data)
+
+
+def remove_dir(path: str) -> None:
+    """Remove a state directory (flat: state.json, exec.fifo, temp files); fine if gone."""
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(path, name))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
 
 
 def list_ids(root: str) -> list[str]:

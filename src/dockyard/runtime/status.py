@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
+from ..oci import jsonio
 from . import state as st
 
 
 def main(ctx, command, opts, args) -> int:
     container = st.load(ctx.root, args[0])
-    print(json.dumps(container.oci_state(), indent=2), end="")
+    print(jsonio.dumps_indent(container.oci_state()), end="")
     return 0

@@ -7,13 +7,19 @@ setup is complete: EOF without an ``error`` message means success.
 Messages from init: ``hooks`` (run prestart/createRuntime, then answer
 ``resume``), ``console`` (a pty master follows on the socket), ``ready``,
 ``pid`` (exec: the pid of the process that will exec), ``error`` (``msg``).
-Messages to init: ``go`` (namespaces mapped, cgroup joined), ``resume``.
+Messages to init: ``go`` (user namespace mapped), ``cgroup`` (joined: the
+runtime joins while the init builds its rootfs, since a process's first
+cgroup move waits for an RCU grace period), ``resume``.
 """
 
 from __future__ import annotations
 
-import json
+from ..oci import jsonio
 import os
+
+
+# Messages that may arrive while the init waits for another one.
+NOTICES = ("cgroup",)
 
 
 class Channel:
@@ -24,10 +30,11 @@ class Channel:
         self.wfd = wfd
         self.sock = sock
         self._buf = b""
+        self.noticed: dict[str, dict] = {}
 
     def send(self, kind: str, **fields) -> None:
         fields["t"] = kind
-        os.write(self.wfd, json.dumps(fields).encode() + b"\n")
+        os.write(self.wfd, jsonio.dumps(fields).encode() + b"\n")
 
     def recv(self) -> dict | None:
         """The next message, or None at end of file."""
@@ -37,13 +44,21 @@ class Channel:
                 return None
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
+        return jsonio.loads(line)
 
     def expect(self, kind: str) -> dict:
-        msg = self.recv()
-        if msg is None or msg.get("t") != kind:
-            raise EOFError(f"expected {kind!r} from the other side, got {msg!r}")
-        return msg
+        """The next message of ``kind``; notices (see ``NOTICES``) met on the way are kept."""
+        if kind in self.noticed:
+            return self.noticed.pop(kind)
+        while True:
+            msg = self.recv()
+            if msg is None:
+                raise EOFError(f"expected {kind!r} from the other side, got end of file")
+            if msg.get("t") == kind:
+                return msg
+            if msg.get("t") not in NOTICES:
+                raise EOFError(f"expected {kind!r} from the other side, got {msg!r}")
+            self.noticed[msg["t"]] = msg
 
     def send_fd(self, fd: int) -> None:
         import array
