@@ -69,18 +69,18 @@ class _Builder:
         self.cgroup = None
 
     def build(self):
-        from ..kernel import consts as c
         from . import cgroups, sync
         from .init import InitConfig, preload
         from .namespaces import plan
+        from .process import compile_seccomp
 
         spec, linux = self.spec, self.spec.get("linux") or {}
         ns = plan(linux.get("namespaces") or [], linux.get("timeOffsets"))
         preload(spec)
-        from .process import compile_seccomp
-
         program = compile_seccomp(linux, cache_dir=seccomp_cache(self.ctx.root))
         self.cgroup = cgroups.new_manager(linux.get("cgroupsPath"), self.container.id)
+        self.resources = cgroups.create_resources(linux)
+        self.cgroup.create(self.resources)  # dirs now; the slow join overlaps the init's setup
         fifo = self.container.fifo_path
         os.mkfifo(fifo)
         os.chmod(fifo, 0o622)  # the init opens it after switching to the container user
@@ -114,11 +114,8 @@ class _Builder:
             with open(f"/proc/{self.pid}/oom_score_adj", "w") as f:
                 f.write(str(adj))
         chan.send("go")
-        from . import cgroups
-
-        resources = cgroups.create_resources(linux)
-        self.cgroup.apply(self.pid, resources)
-        self.cgroup.set(resources)
+        self.cgroup.apply(self.pid, self.resources)
+        self.cgroup.set(self.resources)
         try:
             chan.send("cgroup")
         except BrokenPipeError:

@@ -54,6 +54,15 @@ class Manager:
         """
         raise NotImplementedError
 
+    def create(self, resources: Resources | None = None) -> None:
+        """Create the cgroup dir(s) without moving any process in.
+
+        ``create`` calls this before the init exists, so the container's
+        /sys/fs/cgroup can be bind-mounted while :meth:`apply` (which then
+        only joins) waits on the kernel.
+        """
+        raise NotImplementedError
+
     def enter(self, pid: int) -> None:
         """Move ``pid`` into the existing cgroup(s) (exec); create nothing."""
         raise NotImplementedError

@@ -110,13 +110,28 @@ class V1Manager(Manager):
         """The container's dir in one hierarchy (None when not mounted)."""
         return self.paths.get(subsystem)
 
+    def create(self, resources: Resources | None = None) -> None:
+        """Create every dir (no process moved yet); a later ``apply`` only joins."""
+        self._prepared = self._prepare(resources)
+
     def apply(self, pid: int, resources: Resources | None = None) -> None:
-        """Create every dir first, then move ``pid`` into all of them.
+        """Create every dir first (unless ``create`` did), then move ``pid`` into all of them.
 
         The moves are done back to back on purpose: the first write to a
         cgroup.procs waits for an RCU grace period (milliseconds), and
         writes that follow it closely do not wait again.
         """
+        joins = getattr(self, "_prepared", None)
+        if joins is None:
+            joins = self._prepare(resources)
+        for sub, path in joins:
+            try:
+                files.write_pid(path, pid)
+            except DockyardError:
+                if sub not in _JOIN_ONLY:
+                    raise
+
+    def _prepare(self, resources: Resources | None) -> list[tuple[str, str]]:
         joins: list[tuple[str, str]] = []
         for sub in paths.V1_SUBSYSTEMS:
             path = self.paths.get(sub)
@@ -138,12 +153,7 @@ class V1Manager(Manager):
                     continue  # runc ignores failures to join these
                 raise
             joins.append((sub, path))
-        for sub, path in joins:
-            try:
-                files.write_pid(path, pid)
-            except DockyardError:
-                if sub not in _JOIN_ONLY:
-                    raise
+        return joins
 
     def enter(self, pid: int) -> None:
         for path in dict.fromkeys(self.paths.values()):

@@ -105,8 +105,13 @@ class V2Manager(Manager):
     def __repr__(self) -> str:
         return f"V2Manager({self.path!r})"
 
-    def apply(self, pid: int, resources: Resources | None = None) -> None:
+    def create(self, resources: Resources | None = None) -> None:
         create(self.path, self.root, resources)
+        self._created = True
+
+    def apply(self, pid: int, resources: Resources | None = None) -> None:
+        if not getattr(self, "_created", False):
+            create(self.path, self.root, resources)
         files.write_pid(self.path, pid)
 
     def enter(self, pid: int) -> None:
