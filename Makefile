@@ -29,6 +29,7 @@ run: bundle
 
 # The whole suite. Tests needing root are marked `privileged` and skip themselves without root.
 test: deps venv
+	$(BIN)/python -m mypy src
 	$(BIN)/python -m pytest -q tests
 
 unit: venv

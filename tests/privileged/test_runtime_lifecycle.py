@@ -297,3 +297,36 @@ def test_hook_timeout(rt, tmp_path):
     r = rt("create", "--bundle", rt.bundle(["true"], edit=edit), cid)
     assert r.returncode != 0 and time.monotonic() - start < 8
     assert rt("state", cid).returncode == 1
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda s: s.update(ociVersion="9.0.0"), "unsupported ociVersion"),
+    (lambda s: s["root"].update(path="/nonexistent-rootfs"), "does not exist"),
+    (lambda s: s["linux"]["namespaces"].append({"type": "pid"}), "duplicated ns"),
+    (lambda s: s["linux"].update(seccomp={"defaultAction": "SCMP_ACT_BOGUS"}), "not a valid action"),
+    (lambda s: s["mounts"].append({"destination": "/x", "type": "bind", "source": "/nonexistent", "options": ["bind"]}),
+     "does not exist"),
+])
+def test_bad_config_leaves_nothing(ours, mutate, message):
+    """Invalid input: a clear error, and no state dir, cgroup or process left behind."""
+    def edit(spec):
+        spec["linux"]["cgroupsPath"] = "/dockyard-test-badconfig"
+        mutate(spec)
+
+    cid = ours.new_id()
+    before = set(os.listdir("/proc"))
+    r = ours("create", "--bundle", ours.bundle(["sleep", "60"], edit=edit), cid)
+    assert r.returncode == 1 and message in unquoted(r.stderr), r.stderr
+    assert not os.path.exists(os.path.join(ours.root, cid))
+    for controller in ("memory", "pids", "devices"):
+        assert not os.path.exists(f"/sys/fs/cgroup/{controller}/dockyard-test-badconfig")
+    leftover = [p for p in set(os.listdir("/proc")) - before if p.isdigit() and _cmdline(p).startswith("sleep")]
+    assert leftover == []
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline") as f:
+            return f.read()
+    except OSError:
+        return ""

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import _json
 
+TYPE_CHECKING = False  # typing costs an import on the start path; mypy reads the block below
+if TYPE_CHECKING:
+    from typing import Any
+
 
 class _DecodeContext:
     strict = True
@@ -24,8 +28,8 @@ class _DecodeContext:
         return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
 
 
-_scan = _json.make_scanner(_DecodeContext())
-_encode = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, True)
+_scan = _json.make_scanner(_DecodeContext())  # type: ignore[arg-type]
+_encode = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, True)  # type: ignore[arg-type]  # noqa: E501
 _WS = " \t\n\r"
 
 
@@ -33,7 +37,7 @@ class JSONError(ValueError):
     """The text is not one JSON document."""
 
 
-def loads(data: str | bytes) -> object:
+def loads(data: str | bytes) -> Any:
     text = data.decode("utf-8-sig") if isinstance(data, (bytes, bytearray)) else data
     start = len(text) - len(text.lstrip(_WS))
     try:

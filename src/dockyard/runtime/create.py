@@ -17,6 +17,10 @@ from ..errors import Conflict, DockyardError, InvalidArgument
 from . import state as st
 from .cli import CommandError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .cgroups import Manager
+
 
 def main(ctx, command, opts, args) -> int:
     create(ctx, args[0], opts, detach=True)
@@ -66,7 +70,8 @@ class _Builder:
         self.opts = opts
         self.console_socket = console_socket
         self.pid = 0
-        self.cgroup = None
+        self.cgroup: Manager | None = None
+        self.resources: dict = {}
 
     def build(self):
         from . import cgroups, sync
@@ -156,7 +161,7 @@ class _Builder:
         self.container.data = {
             "id": self.container.id, "init_pid": self.pid, "init_start": stat[1] if stat else 0,
             "bundle": self.bundle, "rootfs": self.rootfs, "created": rfc3339_nano(time.time_ns()),
-            "owner": "", "config": self.spec, "cgroup": self.cgroup.to_state(),
+            "owner": "", "config": self.spec, "cgroup": self.cgroup.to_state() if self.cgroup else None,
             "namespaces": {kind: f"/proc/{self.pid}/ns/{name}" for kind, name in _proc_ns_names(self.spec)},
         }
         self.container.save()

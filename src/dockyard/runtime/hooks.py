@@ -68,7 +68,7 @@ def _run_one(hook: dict, payload: bytes) -> None:
 def _collect(pid: int, out_fd: int, timeout: int | None) -> tuple[bytes, int | None]:
     """Read the hook's output until it exits; None status means it was killed on timeout."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    chunks = []
+    chunks: list[bytes] = []
     open_out = True
     while open_out:
         wait = None if deadline is None else max(0.0, deadline - time.monotonic())

@@ -17,6 +17,12 @@ import os
 from . import hooks
 from .process import execve, mark_cloexec_from, prepare_exec, preserve_fds, set_rlimits
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
+    from .sync import Channel
+
 
 class InitConfig:
     """What the runtime hands its child across the clone (plain attributes)."""
@@ -28,11 +34,11 @@ class InitConfig:
     container_id: str
     bundle: str
     rootfs: str
-    chan: object
+    chan: Channel
     fifo_fd: int
     joins: list
     new_types: set
-    cgroup_mounts: object
+    cgroup_mounts: Callable[[], list[tuple[str, str]]]
     no_pivot: bool
     preserve: int
     no_new_keyring: bool

@@ -73,7 +73,7 @@ def _check_executable(path: str, name: str) -> None:
     try:
         mode = os.stat(path).st_mode
     except OSError as e:
-        raise ExecError(f'exec: "{name}": stat {path}: {e.strerror.lower()}') from None
+        raise ExecError(f'exec: "{name}": stat {path}: {(e.strerror or str(e)).lower()}') from None
     if stat.S_ISDIR(mode) or not mode & 0o111:
         raise ExecError(f'exec: "{name}": permission denied')
 

@@ -27,6 +27,10 @@ DEV_SYMLINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
 _MAX_SYMLINKS = 255
 
 
+def _no_cgroup_mounts() -> list[tuple[str, str]]:
+    return []
+
+
 def secure_join(root: str, unsafe: str) -> str:
     """``root``/``unsafe`` with every symlink resolved as if ``root`` were ``/``.
 
@@ -79,7 +83,7 @@ class RootfsBuilder:
         self.linux = spec.get("linux") or {}
         self.rootfs = rootfs
         self.k = k
-        self.cgroup_mounts = cgroup_mounts or (lambda: [])
+        self.cgroup_mounts = cgroup_mounts or _no_cgroup_mounts
         self.new_cgroupns = new_cgroupns
         self.new_netns = new_netns
         self.in_userns = in_userns
