@@ -1,8 +1,8 @@
 """Start time of `dockyard-runtime run` vs `runc run` on the same busybox bundle running `true`.
 
 Alternates the runtimes run by run (so load drifts hit both alike), reports
-medians and the ratio ours/runc. State roots live on tmpfs (/run), as in real
-use. Peak RSS is GNU time's %M for the runtime process (measured in separate
+medians and the ratio ours/runc, with a pause before each run (see GAP). State
+roots live on tmpfs (/run), as in real use. Peak RSS is GNU time's %M for the runtime process (measured in separate
 runs: a child forked from this Python process would count its parent's pages).
 crun is measured too when it works on this host, for reference.
 
@@ -27,6 +27,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 
 from busybox_bundle import make_bundle  # noqa: E402
+
+
+# Pause before each run: a cgroup move is slow when no other move happened within an RCU grace
+# period, fast otherwise; without a pause, each run would inherit the previous run's warm state.
+GAP = 0.2
 
 
 def runtimes() -> dict[str, list[str]]:
@@ -84,6 +89,7 @@ def measure(runs: int) -> dict[str, dict]:
         for i in range(runs):
             order = list(found.items()) if i % 2 == 0 else list(reversed(found.items()))
             for name, argv in order:
+                time.sleep(GAP)
                 times[name].append(one_run(argv, os.path.join(roots, name), bundle, f"b{i}"))
         for name, argv in found.items():
             rss[name] = [peak_rss_kb(argv, os.path.join(roots, name), bundle, f"rss{i}") for i in range(5)]

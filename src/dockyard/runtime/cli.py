@@ -132,6 +132,7 @@ class Context:
         self.systemd_cgroup = gopts.flag("systemd-cgroup")
         self.debug = gopts.flag("debug")
         self.log = log
+        self.prewarm_pid = 0  # the cgroup warm-up child (see cgroups.prewarm), reaped by the command
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -181,6 +182,10 @@ def _main(argv: list[str]) -> int:
     if not modname:
         return _fatal(logger, f"{command} is not supported by dockyard-runtime (no CRIU support)", 1)
     ctx = Context(gopts, logger)
+    if command in ("create", "run", "exec"):
+        from .cgroups import prewarm
+
+        ctx.prewarm_pid = prewarm()
     return run_command(ctx, command, modname, opts, args)
 
 
@@ -204,6 +209,12 @@ def run_command(ctx: Context, command: str, modname: str, opts: Options, args: l
 
         ctx.log.debug(traceback.format_exc())
         return _fatal(ctx.log, f"internal error: {type(e).__name__}: {e}", 255 if command == "exec" else 1)
+    finally:
+        if ctx.prewarm_pid:
+            try:
+                os.waitpid(ctx.prewarm_pid, 0)
+            except ChildProcessError:
+                pass  # a foreground run/exec reaped it while waiting for its process
 
 
 class CommandError(Exception):
