@@ -204,3 +204,87 @@ def test_failed_create_leaves_no_cgroup(rt):
     for controller in ("memory", "pids", "cpu", "devices", "freezer"):
         assert not os.path.exists(f"/sys/fs/cgroup/{controller}/dockyard-test-fail-{rt.name}"), controller
     assert not os.path.exists(os.path.join(rt.root, cid))
+
+
+def test_more_process_fields(rt):
+    def edit(spec):
+        spec["domainname"] = "example.org"
+        spec["process"]["oomScoreAdj"] = 123
+        spec["process"]["user"]["umask"] = 0o077
+        spec["root"]["readonly"] = False
+
+    r = rt.run(["sh", "-c", "cat /proc/self/oom_score_adj; umask; cat /proc/sys/kernel/domainname; touch /tmp/f; stat -c %a /tmp/f"],
+               edit=edit)
+    assert r.stdout.split() == ["123", "0077", "example.org", "600"], r.stderr
+
+
+def test_seccomp_profile(rt):
+    def edit(spec):
+        spec["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+                {"names": ["chmod", "fchmodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+            ],
+        }
+        spec["root"]["readonly"] = False
+
+    r = rt.run(["sh", "-c", "mkdir /tmp/d; echo mkdir=$?; chmod 600 /bin/busybox; echo chmod=$?; "
+                            "grep Seccomp: /proc/self/status"], edit=edit)
+    assert "mkdir=1" in r.stdout and "chmod=1" in r.stdout, (r.stdout, r.stderr)
+    assert "Operation not permitted" in r.stderr and "Permission denied" in r.stderr
+    assert "Seccomp:\t2" in r.stdout
+
+
+def test_join_pid_namespace_of_another_container(rt):
+    first = rt.new_id()
+    assert rt("run", "-d", "--bundle", rt.bundle(["sleep", "61"]), first).returncode == 0
+    pid = rt.state(first)["pid"]
+
+    def edit(spec):
+        spec["linux"]["namespaces"] = [ns if ns["type"] != "pid" else {"type": "pid", "path": f"/proc/{pid}/ns/pid"}
+                                       for ns in spec["linux"]["namespaces"]]
+
+    r = rt.run(["ps", "-o", "args"], edit=edit)
+    assert "sleep 61" in r.stdout, r.stderr
+
+
+def test_kill_all_and_exec_with_caps(rt):
+    cid = rt.new_id()
+    assert rt("run", "-d", "--bundle", rt.bundle(["sh", "-c", "sleep 100 & sleep 100 & wait"]), cid).returncode == 0
+    r = rt("exec", "--cap", "CAP_SYS_ADMIN", cid, "grep", "CapEff", "/proc/self/status")
+    assert int(r.stdout.split()[1], 16) & (1 << 21), r.stderr
+    time.sleep(0.2)
+    pids = json.loads(rt("ps", "--format", "json", cid).stdout)
+    assert len(pids) == 3
+    assert rt("kill", "--all", cid, "KILL").returncode == 0
+    deadline = time.monotonic() + 5
+    while any(os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z" for p in pids):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_exec_tty_through_console_socket(rt, tmp_path):
+    cid = rt.new_id()
+    assert rt("run", "-d", "--bundle", rt.bundle(["sleep", "60"]), cid).returncode == 0
+    sock_path = str(tmp_path / "exec-console.sock")
+    srv = _console_listener(sock_path)
+    pidfile = str(tmp_path / "exec.pid")
+    try:
+        r = rt("exec", "-t", "-d", "--console-socket", sock_path, "--pid-file", pidfile, cid,
+               "sh", "-c", "tty; echo done")
+        assert r.returncode == 0, r.stderr
+        master = _receive_fd(srv)
+    finally:
+        srv.close()
+    out = b""
+    deadline = time.monotonic() + 10
+    while b"done" not in out and time.monotonic() < deadline:
+        try:
+            out += os.read(master, 4096)
+        except OSError:
+            break
+    os.close(master)
+    assert b"/dev/pts/" in out and b"done" in out, out
+    assert int(open(pidfile).read()) > 0

@@ -453,3 +453,18 @@ def test_building_the_docker_profile_is_fast(libseccomp):
     elapsed = time.perf_counter() - start
     print(f"docker profile: {len(program)} BPF instructions built in {elapsed * 1000:.1f} ms")
     assert elapsed < 0.25
+
+
+def test_cache_keeps_a_bounded_number_of_entries(tmp_path):
+    import os
+    import time
+
+    from dockyard.runtime import seccomp as sc
+
+    for i in range(5):
+        path = tmp_path / f"{i:02d}.bpf"
+        path.write_bytes(b"x")
+        os.utime(path, (time.time() + i, time.time() + i))
+    (tmp_path / "other").write_text("kept")
+    sc._cache_prune(str(tmp_path), keep=3)
+    assert sorted(os.listdir(tmp_path)) == ["02.bpf", "03.bpf", "04.bpf", "other"]

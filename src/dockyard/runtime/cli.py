@@ -149,7 +149,8 @@ def _main(argv: list[str]) -> int:
         print(f"Incorrect Usage: {e}\n\n{_SUMMARY}", file=sys.stderr)
         return 1
     if gopts.flag("version"):
-        print(f"dockyard-runtime version {VERSION}\nspec: {SPEC_VERSION}")
+        print(f"dockyard-runtime version {VERSION}\ncommit: dockyard-{VERSION}\nspec: {SPEC_VERSION}\n"
+              f"python: {sys.version.split()[0]}")
         return 0
     if gopts.flag("help") or not rest:
         print(_SUMMARY)

@@ -145,10 +145,12 @@ def compile_seccomp(linux: dict | None, cache_dir: str | None = None):
     (cached under the runtime root) keeps it off the init's path, and a bad
     profile fails create before anything exists.
     """
+    cfg = (linux or {}).get("seccomp")
+    if not cfg:
+        return None
     from . import seccomp
 
-    cfg = (linux or {}).get("seccomp")
-    if not cfg or not seccomp.enabled(cfg):
+    if not seccomp.enabled(cfg):
         return None
     return seccomp.build(cfg, cache_dir=cache_dir)
 

@@ -293,11 +293,31 @@ def _cache_store(path: str, program: Program) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        _cache_prune(os.path.dirname(path))
     except OSError as e:
         log.get().debug(f"seccomp: not caching the compiled filter: {e}")
         try:
             os.unlink(tmp)
         except OSError:
+            pass
+
+
+CACHE_ENTRIES = 64  # distinct profiles kept; a host typically uses one or two
+
+
+def _cache_prune(cache_dir: str, keep: int = CACHE_ENTRIES) -> None:
+    """Drop the least recently written entries beyond ``keep`` (the cache lives on tmpfs)."""
+    entries = []
+    for name in os.listdir(cache_dir):
+        if name.endswith(".bpf"):
+            try:
+                entries.append((os.stat(f"{cache_dir}/{name}").st_mtime, name))
+            except FileNotFoundError:
+                continue
+    for _, name in sorted(entries)[: max(0, len(entries) - keep)]:
+        try:
+            os.unlink(f"{cache_dir}/{name}")
+        except FileNotFoundError:
             pass
 
 
