@@ -215,7 +215,9 @@ def test_more_process_fields(rt):
 
     r = rt.run(["sh", "-c", "cat /proc/self/oom_score_adj; umask; cat /proc/sys/kernel/domainname; touch /tmp/f; stat -c %a /tmp/f"],
                edit=edit)
-    assert r.stdout.split() == ["123", "0077", "example.org", "600"], r.stderr
+    # runc 1.1 ignores domainname (runc 1.2 sets it): the one known difference here.
+    domain = "(none)" if rt.name == "runc" else "example.org"
+    assert r.stdout.split() == ["123", "0077", domain, "600"], r.stderr
 
 
 def test_seccomp_profile(rt):
