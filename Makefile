@@ -1,6 +1,8 @@
 # Two commands for a newcomer: `make run` and `make test` (see README.md).
 SHELL := /bin/bash
-PYTHON ?= python3
+# Debian's python3.11 (built with PGO and LTO, statically linked) starts ~20% faster than a
+# pyenv build; dockyard-runtime is exec'd per container operation, so prefer it when present.
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 BUNDLE := .cache/busybox-bundle
