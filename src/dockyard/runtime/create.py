@@ -85,7 +85,6 @@ class _Builder:
         program = compile_seccomp(linux, cache_dir=seccomp_cache(self.ctx.root))
         self.cgroup = cgroups.new_manager(linux.get("cgroupsPath"), self.container.id)
         self.resources = cgroups.create_resources(linux)
-        self.cgroup.create(self.resources)  # dirs now; the slow join overlaps the init's setup
         fifo = self.container.fifo_path
         os.mkfifo(fifo)
         os.chmod(fifo, 0o622)  # the init opens it after switching to the container user
@@ -119,6 +118,9 @@ class _Builder:
             with open(f"/proc/{self.pid}/oom_score_adj", "w") as f:
                 f.write(str(adj))
         chan.send("go")
+        # The init builds its rootfs meanwhile: making and joining a cgroup can wait on the
+        # kernel (see cgroups.prewarm), and the init only needs it for the cgroup mount.
+        self.cgroup.create(self.resources)
         self.cgroup.apply(self.pid, self.resources)
         self.cgroup.set(self.resources)
         try:

@@ -147,7 +147,7 @@ def _setup(cfg: InitConfig) -> None:
     if "mount" in cfg.new_types or any(k == "mount" for k, _ in cfg.joins):
         from .rootfs import RootfsBuilder
 
-        builder = RootfsBuilder(spec, cfg.rootfs, libc, cfg.cgroup_mounts,
+        builder = RootfsBuilder(spec, cfg.rootfs, libc, joined.then(cfg.cgroup_mounts),
                                 new_cgroupns="cgroup" in cfg.new_types,
                                 new_netns="network" in cfg.new_types or any(k == "network" for k, _ in cfg.joins),
                                 in_userns="user" in cfg.new_types)
@@ -198,6 +198,15 @@ class _CgroupJoin:
         if not self.done:
             self.chan.expect("cgroup")
             self.done = True
+
+    def then(self, fn):
+        """``fn`` called once joined: the cgroup dirs may not exist before."""
+
+        def call():
+            self.wait()
+            return fn()
+
+        return call
 
 
 def _setup_console(cfg: InitConfig) -> None:
