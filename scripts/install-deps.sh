@@ -11,6 +11,8 @@ packages=(
   util-linux       # script(1), for pty-driven tests
   time             # GNU time: peak RSS in benchmarks
   python3-venv
+  skopeo           # copies images between OCI layouts and docker archives (image interop tests)
+  debootstrap      # a real Debian rootfs for the image benchmark (cached)
 )
 missing=()
 for p in "${packages[@]}"; do
