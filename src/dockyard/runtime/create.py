@@ -85,6 +85,7 @@ class _Builder:
         program = compile_seccomp(linux, cache_dir=seccomp_cache(self.ctx.root))
         self.cgroup = cgroups.new_manager(linux.get("cgroupsPath"), self.container.id)
         self.resources = cgroups.create_resources(linux)
+        self._record_provisional()
         fifo = self.container.fifo_path
         os.mkfifo(fifo)
         os.chmod(fifo, 0o622)  # the init opens it after switching to the container user
@@ -158,14 +159,24 @@ class _Builder:
         return {"ociVersion": self.spec.get("ociVersion", ""), "id": self.container.id, "status": status,
                 "pid": self.pid, "bundle": self.bundle, "annotations": self.spec.get("annotations") or {}}
 
-    def _record(self) -> None:
-        stat = st.proc_stat(self.pid)
+    def _record_provisional(self) -> None:
+        """A record naming the cgroup before anything is made, so that even after a
+        kill -9 of this process, ``delete`` finds what to clean up."""
+        me = st.proc_stat(os.getpid())
         self.container.data = {
-            "id": self.container.id, "init_pid": self.pid, "init_start": stat[1] if stat else 0,
+            "id": self.container.id, "init_pid": 0, "creator_pid": os.getpid(), "creator_start": me[1] if me else 0,
             "bundle": self.bundle, "rootfs": self.rootfs, "created": rfc3339_nano(time.time_ns()),
             "owner": "", "config": self.spec, "cgroup": self.cgroup.to_state() if self.cgroup else None,
-            "namespaces": {kind: f"/proc/{self.pid}/ns/{name}" for kind, name in _proc_ns_names(self.spec)},
         }
+        self.container.save()
+
+    def _record(self) -> None:
+        stat = st.proc_stat(self.pid)
+        data = self.container.data
+        for key in ("creator_pid", "creator_start"):
+            data.pop(key, None)
+        data.update(init_pid=self.pid, init_start=stat[1] if stat else 0,
+                    namespaces={kind: f"/proc/{self.pid}/ns/{name}" for kind, name in _proc_ns_names(self.spec)})
         self.container.save()
         pid_file = self.opts.get("pid-file")
         if pid_file:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, DockyardError, NotFound
 from . import hooks
 from . import state as st
 
@@ -21,6 +21,8 @@ def main(ctx, command, opts, args) -> int:
             return 0
         raise
     status = container.status()
+    if status == st.CREATING:
+        raise Conflict(f"cannot delete container {container.id} that is being created")
     if status == st.STOPPED:
         destroy(ctx, container)
     elif status == st.CREATED or force:
@@ -49,12 +51,13 @@ def destroy(ctx, container: st.Container) -> None:
     private_pid = any(ns["type"] == "pid" and not ns.get("path") for ns in namespaces)
     cgroup = container.cgroup() if container.data.get("cgroup") else None
     if cgroup is not None:
-        if not private_pid:
+        # Without a recorded init (create was killed midway) an orphaned init may sit in the cgroup.
+        if not private_pid or not container.pid:
             from .kill import signal_all
 
             try:
                 signal_all(container, 9)
-            except OSError as e:
+            except (OSError, DockyardError) as e:
                 ctx.log.warning(f"signal all processes: {e}")
         cgroup.destroy()
     state = container.oci_state(st.STOPPED)

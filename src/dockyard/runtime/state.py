@@ -6,7 +6,9 @@ Each container has a directory under the runtime root (``--root``)::
         state.json     what create recorded: init pid + start time, bundle, config, cgroup
         exec.fifo      exists while the container is `created`; `start` opens it
 
-The status is derived, never stored: the init process gone (or its pid reused)
+The status is derived, never stored: a record without an init pid is
+``creating`` while the create that wrote it runs (``stopped`` if it was
+killed: delete then cleans up); the init process gone (or its pid reused)
 means ``stopped``; the fifo present means ``created``; a frozen cgroup means
 ``paused``; otherwise ``running``. state.json is written atomically (temp file,
 fsync, rename), so a kill -9 at any moment leaves the old or the new state.
@@ -22,7 +24,7 @@ from ..errors import Conflict, InvalidArgument, NotFound
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 
-CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
 _ID_EXTRA = set("_+-.")
 
@@ -74,7 +76,13 @@ class Container:
         return stat is not None and stat[0] != "Z" and stat[1] == self.data.get("init_start")
 
     def status(self) -> str:
-        if not self.pid or not self.init_alive():
+        if not self.pid:
+            # A provisional record: create is under way, or was killed before it finished.
+            creator = proc_stat(int(self.data.get("creator_pid", 0)))
+            if creator is not None and creator[0] != "Z" and creator[1] == self.data.get("creator_start"):
+                return CREATING
+            return STOPPED
+        if not self.init_alive():
             return STOPPED
         if os.path.exists(self.fifo_path):
             return CREATED
