@@ -3,7 +3,6 @@ namespaces, sysctl, devices, in-container hooks, terminals, preserved fds, --no-
 
 from __future__ import annotations
 
-import array
 import json
 import os
 import socket
@@ -105,14 +104,11 @@ def _console_listener(path: str) -> socket.socket:
 
 
 def _receive_fd(srv: socket.socket) -> int:
+    from dockyard.runtime.sync import recv_fd
+
     conn, _ = srv.accept()
     with conn:
-        fds = array.array("i")
-        _, anc, _, _ = conn.recvmsg(1024, socket.CMSG_SPACE(fds.itemsize))
-        for level, kind, data in anc:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(data[: fds.itemsize])
-    return fds[0]
+        return recv_fd(conn)
 
 
 def test_terminal_through_console_socket(rt, tmp_path):
