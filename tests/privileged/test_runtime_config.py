@@ -286,3 +286,23 @@ def test_exec_tty_through_console_socket(rt, tmp_path):
     os.close(master)
     assert b"/dev/pts/" in out and b"done" in out, out
     assert int(open(pidfile).read()) > 0
+
+
+def test_foreground_run_with_terminal(rt):
+    """`run` without -d and with terminal: the runtime relays its own terminal to the container's pty."""
+    from tests.support.ptyproc import PtyProcess
+
+    def edit(spec):
+        spec["process"]["terminal"] = True
+
+    bundle = rt.bundle(["sh"], edit=edit)
+    with PtyProcess(rt.argv + ["run", "--bundle", bundle, rt.new_id()], rows=33, cols=111) as p:
+        p.expect(rb"# ")
+        p.send("echo $((6*7)); stty size; tty\r")
+        p.expect(rb"/dev/pts/0")
+        p.resize(40, 120)  # SIGWINCH to the runtime: it resizes the container's pty
+        time.sleep(0.3)
+        p.send("stty size; exit 5\r")
+        rc, output = p.finish()
+    assert rc == 5, output
+    assert "42" in output and "33 111" in output and "40 120" in output

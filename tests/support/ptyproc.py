@@ -77,6 +77,13 @@ class PtyProcess:
                 raise TimeoutError(f"no {pattern!r} in the output ({why}): {self.text!r}")
         return match
 
+    def resize(self, rows: int, cols: int) -> None:
+        """Change the window size and tell the foreground process group, as a terminal does."""
+        import signal
+
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        os.killpg(self.proc.pid, signal.SIGWINCH)
+
     def send(self, text: str) -> None:
         os.write(self.master, text.encode())
 

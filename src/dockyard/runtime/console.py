@@ -28,6 +28,20 @@ def set_size(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
+def copy_size(src: int, dst: int) -> None:
+    """Give terminal ``dst`` the window size of terminal ``src``."""
+    import fcntl
+    import struct
+    import termios
+
+    try:
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8))
+        if rows and cols:
+            set_size(dst, rows, cols)
+    except OSError:
+        pass
+
+
 def become_controlling(slave: int) -> None:
     """dup the slave to stdio and make it the controlling terminal (after setsid)."""
     import fcntl
@@ -60,16 +74,11 @@ def relay(master: int) -> None:
     stdin_is_tty = os.isatty(0)
     saved = termios.tcgetattr(0) if stdin_is_tty else None
     if stdin_is_tty:
-        tty.setraw(0)
-        try:
-            import fcntl
-            import struct
+        import _signal
 
-            rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
-            if rows and cols:
-                set_size(master, rows, cols)
-        except OSError:
-            pass
+        tty.setraw(0)
+        copy_size(0, master)
+        _signal.signal(_signal.SIGWINCH, lambda signum, frame: copy_size(0, master))
     inputs = [master, 0]
     try:
         while True:

@@ -54,8 +54,8 @@ def _forward_signals(pid: int) -> list[int]:
     pending: list[int] = []
 
     def handler(signum, frame):
-        if signum == _signal.SIGCHLD:
-            return
+        if signum in (_signal.SIGCHLD, _signal.SIGWINCH):
+            return  # SIGWINCH resizes the relayed terminal (console.relay), as with runc
         try:
             os.kill(pid, signum)
         except ProcessLookupError:
