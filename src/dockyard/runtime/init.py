@@ -116,13 +116,20 @@ def _state(cfg: InitConfig, status: str) -> dict:
 
 
 def _setup(cfg: InitConfig) -> None:
+    cfg.chan.expect("go")
+    joined = _CgroupJoin(cfg.chan)
+    _enter_namespaces(cfg, joined)
+    builder = _build_rootfs(cfg, joined)
+    _finish(cfg, builder)
+    joined.wait()  # limits in force before anything of the user's runs
+    cfg.chan.send("ready")
+
+
+def _enter_namespaces(cfg: InitConfig, joined: _CgroupJoin) -> None:
+    """Joined namespaces, root in a new user namespace, cgroup namespace, lo, keyring, session."""
     from ..kernel import consts as c
     from ..kernel import libc
 
-    spec, chan = cfg.spec, cfg.chan
-    linux = spec.get("linux") or {}
-    process = spec["process"]
-    chan.expect("go")
     for kind, path in cfg.joins:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -132,7 +139,6 @@ def _setup(cfg: InitConfig) -> None:
     if "user" in cfg.new_types:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    joined = _CgroupJoin(chan)
     if "cgroup" in cfg.new_types:
         joined.wait()  # the namespace's root is the cgroup we are in when unsharing
         libc.unshare(c.CLONE_NEWCGROUP)
@@ -143,6 +149,13 @@ def _setup(cfg: InitConfig) -> None:
     if not cfg.no_new_keyring:
         _join_session_keyring(cfg.container_id)
     os.setsid()
+
+
+def _build_rootfs(cfg: InitConfig, joined: _CgroupJoin):
+    """Mounts, the runtime-side hooks, createContainer hooks, then the root switch."""
+    from ..kernel import libc
+
+    spec = cfg.spec
     builder = None
     if "mount" in cfg.new_types or any(k == "mount" for k, _ in cfg.joins):
         from .rootfs import RootfsBuilder
@@ -153,8 +166,8 @@ def _setup(cfg: InitConfig) -> None:
                                 in_userns="user" in cfg.new_types)
         builder.prepare()
     if (spec.get("hooks") or {}).get("prestart") or (spec.get("hooks") or {}).get("createRuntime"):
-        chan.send("hooks")
-        chan.expect("resume")
+        cfg.chan.send("hooks")
+        cfg.chan.expect("resume")
     if builder is not None:
         os.chdir(cfg.rootfs)
         hooks.run_hooks(spec, "createContainer", _state(cfg, "creating"))
@@ -162,6 +175,15 @@ def _setup(cfg: InitConfig) -> None:
     else:
         os.chroot(cfg.rootfs)
         os.chdir("/")
+    return builder
+
+
+def _finish(cfg: InitConfig, builder) -> None:
+    """Inside the new root: cwd, console, read-only remounts, names, sysctl, paths, limits."""
+    from ..kernel import libc
+
+    spec, process = cfg.spec, cfg.spec["process"]
+    linux = spec.get("linux") or {}
     os.makedirs(process.get("cwd") or "/", 0o755, exist_ok=True)
     if process.get("terminal"):
         _setup_console(cfg)
@@ -183,8 +205,6 @@ def _setup(cfg: InitConfig) -> None:
         apply_apparmor(process["apparmorProfile"])
     set_rlimits(process)
     mark_cloexec_from(preserve_fds(cfg.preserve))
-    joined.wait()  # limits in force before anything of the user's runs
-    chan.send("ready")
 
 
 class _CgroupJoin:
