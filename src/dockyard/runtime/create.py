@@ -75,17 +75,13 @@ class _Builder:
 
     def build(self):
         from . import cgroups, sync
-        from .init import InitConfig, preload
+        from .init import InitConfig
         from .namespaces import plan
         from .process import compile_seccomp
 
         spec, linux = self.spec, self.spec.get("linux") or {}
         ns = plan(linux.get("namespaces") or [], linux.get("timeOffsets"))
-        preload(spec)
         program = compile_seccomp(linux, cache_dir=seccomp_cache(self.ctx.root))
-        self.cgroup = cgroups.new_manager(linux.get("cgroupsPath"), self.container.id)
-        self.resources = cgroups.create_resources(linux)
-        self._record_provisional()
         fifo = self.container.fifo_path
         os.mkfifo(fifo)
         os.chmod(fifo, 0o622)  # the init opens it after switching to the container user
@@ -93,15 +89,19 @@ class _Builder:
         parent, child = sync.pair(with_socket=bool(spec["process"].get("terminal")))
         cfg = InitConfig(
             spec=spec, container_id=self.container.id, bundle=self.bundle, rootfs=self.rootfs, chan=child,
-            fifo_fd=fifo_fd, joins=ns.joins, new_types=ns.new_types, cgroup_mounts=self.cgroup.container_mounts,
+            fifo_fd=fifo_fd, joins=ns.joins, new_types=ns.new_types,
             no_pivot=self.opts.flag("no-pivot"), preserve=int(self.opts.get("preserve-fds") or 0),
             no_new_keyring=self.opts.flag("no-new-keyring"), debug=self.ctx.debug, seccomp_program=program)
         if ns.time_offsets is not None:
             ns.enter_time_namespace()
+        # The init starts first and imports what it needs itself, in parallel with the rest of create.
         self.pid = ns.spawn(lambda: _child(cfg))
         child.close()
         os.close(fifo_fd)
         try:
+            self.cgroup = cgroups.new_manager(linux.get("cgroupsPath"), self.container.id)
+            self.resources = cgroups.create_resources(linux)
+            self._record_provisional()
             master = self._serve(parent, ns, linux)
         finally:
             parent.close()
@@ -121,11 +121,12 @@ class _Builder:
         chan.send("go")
         # The init builds its rootfs meanwhile: making and joining a cgroup can wait on the
         # kernel (see cgroups.prewarm), and the init only needs it for the cgroup mount.
+        assert self.cgroup is not None
         self.cgroup.create(self.resources)
         self.cgroup.apply(self.pid, self.resources)
         self.cgroup.set(self.resources)
         try:
-            chan.send("cgroup")
+            chan.send("cgroup", mounts=self.cgroup.container_mounts())
         except BrokenPipeError:
             pass  # the init is gone; its error message (if any) is read below
         master = None

@@ -19,8 +19,6 @@ from .process import execve, mark_cloexec_from, prepare_exec, preserve_fds, set_
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
-
     from .sync import Channel
 
 
@@ -38,7 +36,6 @@ class InitConfig:
     fifo_fd: int
     joins: list
     new_types: set
-    cgroup_mounts: Callable[[], list[tuple[str, str]]]
     no_pivot: bool
     preserve: int
     no_new_keyring: bool
@@ -81,6 +78,7 @@ def run(cfg: InitConfig) -> None:
     """Never returns: execs the user process or exits non-zero after reporting."""
     chan = cfg.chan
     try:
+        preload(cfg.spec)  # before pivot_root, while the host's Python library is in reach
         _setup(cfg)
         path, args, env = prepare_exec(cfg.spec["process"], cfg.seccomp_program)
         chan.close()  # EOF tells the runtime create succeeded
@@ -160,7 +158,7 @@ def _build_rootfs(cfg: InitConfig, joined: _CgroupJoin):
     if "mount" in cfg.new_types or any(k == "mount" for k, _ in cfg.joins):
         from .rootfs import RootfsBuilder
 
-        builder = RootfsBuilder(spec, cfg.rootfs, libc, joined.then(cfg.cgroup_mounts),
+        builder = RootfsBuilder(spec, cfg.rootfs, libc, joined.container_mounts,
                                 new_cgroupns="cgroup" in cfg.new_types,
                                 new_netns="network" in cfg.new_types or any(k == "network" for k, _ in cfg.joins),
                                 in_userns="user" in cfg.new_types)
@@ -208,25 +206,23 @@ def _finish(cfg: InitConfig, builder) -> None:
 
 
 class _CgroupJoin:
-    """Waits (once) for the runtime's word that the init has joined its cgroup."""
+    """Waits (once) for the runtime's word that the init has joined its cgroup.
+
+    The word carries what /sys/fs/cgroup must show (the manager's
+    ``container_mounts``): the cgroup dirs exist only from then on.
+    """
 
     def __init__(self, chan) -> None:
         self.chan = chan
-        self.done = False
+        self.mounts: list[tuple[str, str]] | None = None
 
     def wait(self) -> None:
-        if not self.done:
-            self.chan.expect("cgroup")
-            self.done = True
+        if self.mounts is None:
+            self.mounts = [(host, name) for host, name in self.chan.expect("cgroup").get("mounts") or []]
 
-    def then(self, fn):
-        """``fn`` called once joined: the cgroup dirs may not exist before."""
-
-        def call():
-            self.wait()
-            return fn()
-
-        return call
+    def container_mounts(self) -> list[tuple[str, str]]:
+        self.wait()
+        return self.mounts or []
 
 
 def _setup_console(cfg: InitConfig) -> None:
