@@ -20,6 +20,7 @@ from .cli import CommandError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .cgroups import Manager
+    from .sync import Channel
 
 
 def main(ctx, command, opts, args) -> int:
@@ -75,7 +76,6 @@ class _Builder:
 
     def build(self):
         from . import cgroups, sync
-        from .init import InitConfig
         from .namespaces import plan
         from .process import compile_seccomp
 
@@ -200,6 +200,27 @@ class _Builder:
             except Exception as e:  # cleanup must go on
                 self.ctx.log.warning(f"removing cgroup: {e}")
         st.remove_dir(self.container.dir)
+
+
+class InitConfig:
+    """What the runtime hands its child across the clone (plain attributes)."""
+
+    def __init__(self, **kw) -> None:
+        self.__dict__.update(kw)
+
+    spec: dict
+    container_id: str
+    bundle: str
+    rootfs: str
+    chan: Channel
+    fifo_fd: int
+    joins: list
+    new_types: set
+    no_pivot: bool
+    preserve: int
+    no_new_keyring: bool
+    debug: bool
+    seccomp_program: object
 
 
 class InitError(DockyardError):

@@ -19,28 +19,7 @@ from .process import execve, mark_cloexec_from, prepare_exec, preserve_fds, set_
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .sync import Channel
-
-
-class InitConfig:
-    """What the runtime hands its child across the clone (plain attributes)."""
-
-    def __init__(self, **kw) -> None:
-        self.__dict__.update(kw)
-
-    spec: dict
-    container_id: str
-    bundle: str
-    rootfs: str
-    chan: Channel
-    fifo_fd: int
-    joins: list
-    new_types: set
-    no_pivot: bool
-    preserve: int
-    no_new_keyring: bool
-    debug: bool
-    seccomp_program: object
+    from .create import InitConfig
 
 
 def preload(spec: dict) -> None:
