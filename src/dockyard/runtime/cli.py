@@ -136,6 +136,11 @@ class Context:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import gc
+
+    # A short-lived process: cyclic garbage collection would only cost time, and in the
+    # cloned init it would touch (and so copy) every page it shares with the runtime.
+    gc.disable()
     argv = sys.argv[1:] if argv is None else argv
     sys.exit(_main(argv))
 
