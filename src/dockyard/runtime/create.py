@@ -95,7 +95,7 @@ class _Builder:
         if ns.time_offsets is not None:
             ns.enter_time_namespace()
         # The init starts first and imports what it needs itself, in parallel with the rest of create.
-        self.pid = ns.spawn(lambda: _child(cfg))
+        self.pid = ns.spawn(lambda: _child(cfg, parent))
         child.close()
         os.close(fifo_fd)
         try:
@@ -227,7 +227,9 @@ class InitError(DockyardError):
     """The container's init reported a failure during create."""
 
 
-def _child(cfg) -> None:
+def _child(cfg, parent_end) -> None:
+    # Close the runtime's ends first: if the runtime dies, reads here must see end of file.
+    parent_end.close()
     from . import init
 
     init.run(cfg)

@@ -112,6 +112,7 @@ def _spawn(container: st.Container, process: dict, console_socket, console_to_pa
     parent, child = sync.pair(with_socket=bool(process.get("terminal")))
     middle = os.fork()
     if middle == 0:
+        parent.close()  # so that the runtime's death is an end of file here
         _middle(child, fds, process, program, preserve)
     child.close()
     for _, fd in fds:
