@@ -247,6 +247,61 @@ class ImageService:
             self._record(loaded, [reference.normalize(ref)] if ref else [])
         return loaded.config_digest
 
+    def commit(self, key: str, ref: str | None, *, base: str | None = None, snapshotter: str = "overlayfs",
+               changes: builtins.list[str] | None = None, comment: str = "", author: str = "") -> str:
+        """`docker commit`: the active snapshot ``key``'s changes as a new layer on ``base``.
+
+        The layer is stored uncompressed (its digest is its diff ID, as for loaded images); the
+        config is the base's with the layer, a history entry and the ``changes`` applied; the
+        manifest keeps the base's media type family. Returns the new image ID.
+        """
+        import tempfile
+
+        from dockyard.images.archive.changes import apply_changes
+        from dockyard.images.archive.types import dumps
+        from dockyard.images.diff import write_snapshot_layer
+        from dockyard.oci.image import host_platform
+
+        sn = self.snapshotter(snapshotter)
+        resolved = self.resolve(base) if base else None
+        oci = resolved is not None and resolved.manifest.media_type == mt.OCI_MANIFEST
+        with self.leases.lease() as lease, tempfile.TemporaryFile(dir=self.root) as tmp:
+            diff_id = write_snapshot_layer(sn, key, tmp)
+            size = tmp.tell()
+            tmp.seek(0)
+            layer = self.content.add(tmp, expected=diff_id, size=size, lease=lease.id)
+            if resolved is not None:
+                config = json.loads(self.content.read(resolved.config_digest))
+                layers = [{"mediaType": x.media_type, "size": x.size, "digest": x.digest} for x in resolved.layers]
+            else:
+                host = host_platform()
+                config = {"architecture": host.architecture, "os": "linux", "config": {},
+                          "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+                layers = []
+            now = _utc_now()
+            config["config"] = apply_changes(dict(config.get("config") or {}), changes or [])
+            config["rootfs"] = {"type": "layers", "diff_ids": [*config["rootfs"]["diff_ids"], diff_id]}
+            entry = {"created": now, **({"author": author} if author else {}), **({"comment": comment} if comment else {})}
+            config["history"] = [*(config.get("history") or []), entry]
+            config["created"] = now
+            for field_name, value in (("author", author), ("comment", comment)):
+                if value:
+                    config[field_name] = value
+                else:
+                    config.pop(field_name, None)
+            config_raw = dumps(config)
+            config_digest = self.content.add(config_raw, size=len(config_raw), lease=lease.id)
+            layers.append({"mediaType": mt.OCI_LAYER if oci else mt.DOCKER_LAYER, "size": size, "digest": layer})
+            manifest_type = mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST
+            manifest = dumps({"schemaVersion": 2, "mediaType": manifest_type,
+                              "config": {"mediaType": mt.OCI_CONFIG if oci else mt.DOCKER_CONFIG,
+                                         "size": len(config_raw), "digest": config_digest},
+                              "layers": layers})
+            target = Target(manifest_type, self.content.add(manifest, size=len(manifest), lease=lease.id),
+                            len(manifest))
+            self._record(LoadedImage(target, config_digest), [reference.normalize(ref)] if ref else [])
+        return config_digest
+
     # -- manifests -------------------------------------------------------------------------------
 
     def resolve(self, ref: str) -> ResolvedImage:
@@ -319,6 +374,12 @@ class ImageService:
         base = os.path.join(self.root, "snapshots")
         names = sorted(os.listdir(base)) if os.path.isdir(base) else []
         return [(n, self.snapshotter(n)) for n in names]
+
+
+def _utc_now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def load_messages(loaded: list[str]) -> list[str]:
