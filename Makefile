@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 BUNDLE := .cache/busybox-bundle
 RUNTIME_ROOT ?= /run/dockyard-runtime
 
-.PHONY: run test unit deps venv bundle bench lint clean
+.PHONY: run test unit deps venv bundle bench bench-images lint clean
 
 deps:
 	@scripts/install-deps.sh
@@ -39,6 +39,10 @@ unit: venv
 
 bench: deps venv
 	$(BIN)/python bench/runtime_start.py
+
+# Image load + unpack vs `docker load` (the first run debootstraps a Debian rootfs, cached).
+bench-images: deps venv
+	$(BIN)/python bench/image_load.py
 
 lint: venv
 	$(BIN)/python -m mypy src
