@@ -81,7 +81,7 @@ class _Builder:
 
         spec, linux = self.spec, self.spec.get("linux") or {}
         ns = plan(linux.get("namespaces") or [], linux.get("timeOffsets"))
-        program = compile_seccomp(linux, cache_dir=seccomp_cache(self.ctx.root))
+        program = compile_seccomp(linux, self.ctx.root)
         fifo = self.container.fifo_path
         os.mkfifo(fifo)
         os.chmod(fifo, 0o622)  # the init opens it after switching to the container user
@@ -240,13 +240,6 @@ def _proc_ns_names(spec: dict):
 
     for ns in (spec.get("linux") or {}).get("namespaces") or []:
         yield ns["type"], NAMESPACE_PROC_NAMES[ns["type"]]
-
-
-def seccomp_cache(root: str) -> str:
-    """Where compiled seccomp filters are kept: beside the containers, root-only."""
-    path = os.path.join(root, ".seccomp-cache")
-    os.makedirs(path, 0o700, exist_ok=True)
-    return path
 
 
 def write_pid_file(path: str, pid: int) -> None:

@@ -105,10 +105,9 @@ def _spawn(container: st.Container, process: dict, console_socket, console_to_pa
     kinds = {ns["type"] for ns in (config.get("linux") or {}).get("namespaces") or []}
     paths = [(k, f"/proc/{container.pid}/ns/{NAMESPACE_PROC_NAMES[k]}") for k in _JOIN_ORDER if k in kinds]
     fds = [(NAMESPACE_FLAGS[k], os.open(p, os.O_RDONLY | os.O_CLOEXEC)) for k, p in paths]
-    from .create import seccomp_cache
     from .process import compile_seccomp
 
-    program = compile_seccomp(config.get("linux"), cache_dir=seccomp_cache(container.dir.rsplit("/", 1)[0]))
+    program = compile_seccomp(config.get("linux"), os.path.dirname(container.dir))
     parent, child = sync.pair(with_socket=bool(process.get("terminal")))
     middle = os.fork()
     if middle == 0:

@@ -138,7 +138,7 @@ def prepare_exec(process: dict, seccomp_program) -> tuple[str, list[str], dict]:
     return path, list(args), env
 
 
-def compile_seccomp(linux: dict | None, cache_dir: str | None = None):
+def compile_seccomp(linux: dict | None, runtime_root: str | None = None):
     """Compile the container's seccomp filter in the runtime, before any clone.
 
     Building costs libseccomp some 20 ms for Docker's profile; doing it here
@@ -152,6 +152,11 @@ def compile_seccomp(linux: dict | None, cache_dir: str | None = None):
 
     if not seccomp.enabled(cfg):
         return None
+    cache_dir = None
+    if runtime_root:
+        # Beside the containers, root-only (the seccomp module checks before trusting it).
+        cache_dir = os.path.join(runtime_root, ".seccomp-cache")
+        os.makedirs(cache_dir, 0o700, exist_ok=True)
     return seccomp.build(cfg, cache_dir=cache_dir)
 
 
