@@ -1,6 +1,6 @@
 """Load + unpack of one `docker save` archive: Dockyard vs the real dockerd's `docker load`.
 
-The archive: a debootstrap'd Debian bookworm (minbase, ~10k files) as the base layer, plus
+The archive: a debootstrap'd Debian bookworm (minbase + perl + python3, ~10k files) as the base layer, plus
 ``--random-layers`` layers of ``--random-mib`` MiB of random data each (a few files per layer).
 The rootfs tarball and the archive are cached under $DOCKYARD_BENCH_CACHE (default
 /var/cache/dockyard-bench): debootstrap needs deb.debian.org and takes minutes.
@@ -45,16 +45,22 @@ MIRROR = "http://deb.debian.org/debian"
 IMAGE = "bench/debian-random:latest"
 
 
+# Packages on top of minbase (~6.8k entries): perl's modules and Python's standard library bring the
+# rootfs to ~10k entries, the size of a typical application base image.
+EXTRA_PACKAGES = ("perl", "python3")
+
+
 def debian_rootfs_tar() -> str:
-    """A tar of a minbase bookworm rootfs (numeric owners), built once with debootstrap."""
-    out = os.path.join(CACHE, "debian-bookworm-minbase.tar")
+    """A tar of a minbase bookworm rootfs + EXTRA_PACKAGES (numeric owners), built once with debootstrap."""
+    out = os.path.join(CACHE, "debian-bookworm-minbase-" + "-".join(EXTRA_PACKAGES) + ".tar")
     if os.path.exists(out):
         return out
     os.makedirs(CACHE, exist_ok=True)
-    rootfs = os.path.join(CACHE, "rootfs.tmp")
+    rootfs = os.path.join(CACHE, "rootfs-" + "-".join(EXTRA_PACKAGES) + ".tmp")
     if not os.path.exists(os.path.join(rootfs, "etc", "debian_version")):
         shutil.rmtree(rootfs, ignore_errors=True)
-        subprocess.run(["debootstrap", "--variant=minbase", "bookworm", rootfs, MIRROR], check=True)
+        subprocess.run(["debootstrap", "--variant=minbase", "--include=" + ",".join(EXTRA_PACKAGES), "bookworm",
+                        rootfs, MIRROR], check=True)
     subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", rootfs, "-cf", out + ".tmp", "."], check=True)
     os.replace(out + ".tmp", out)
     return out
@@ -86,7 +92,7 @@ def _sha256_file(path: str) -> str:
 
 def build_archive(random_layers: int, random_mib: int) -> str:
     """The `docker save` archive (cached per parameters)."""
-    out = os.path.join(CACHE, f"archive-{random_layers}x{random_mib}MiB.tar")
+    out = os.path.join(CACHE, f"archive-{'-'.join(EXTRA_PACKAGES)}-{random_layers}x{random_mib}MiB.tar")
     if os.path.exists(out):
         return out
     layers = [debian_rootfs_tar()]
@@ -200,7 +206,7 @@ def main() -> int:
     text = "\n".join([
         f"### Image load + unpack: `docker save` archive ({when})", "",
         f"Machine: {_machine()}; {args.rounds} alternating rounds, caches dropped before each run.",
-        f"Archive: {size_mib:.0f} MiB = debootstrap'd Debian bookworm minbase layer ({entries} entries) + "
+        f"Archive: {size_mib:.0f} MiB = debootstrap'd Debian bookworm minbase+{'+'.join(EXTRA_PACKAGES)} layer ({entries} entries) + "
         f"{args.random_layers} "
         f"random layers of {args.random_mib} MiB. dockerd 20.10 with {driver}; Dockyard with overlayfs "
         "snapshots (`python -m dockyard.supervisor images load --unpack`).", "",
