@@ -112,6 +112,17 @@ class Manager:
         raise NotImplementedError
 
 
+CONTROLLERS = ("cpuset", "devices", "memory", "cpu", "cpuacct", "pids", "blkio", "hugetlb", "net_cls", "net_prio",
+               "rdma", "freezer")
+
+
+def controller(name: str):
+    """The module of controller ``name`` (one module each: memory.py, cpu.py, ...), imported on first use."""
+    if name not in CONTROLLERS:
+        raise InvalidArgument(f"unknown cgroup controller {name!r}")
+    return __import__(f"{__name__}.{name}", fromlist=("set_v1",))
+
+
 def prewarm(root: str = DEFAULT_ROOT) -> int:
     """Start the kernel's slow part of a cgroup move now, in a throwaway child; return its pid.
 

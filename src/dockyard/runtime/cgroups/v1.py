@@ -36,49 +36,9 @@ _JOIN_ONLY = ("name=systemd", "")
 
 def _controller(sub: str) -> ModuleType:
     """The module of a controller, imported on first use."""
-    if sub == "cpuset":
-        from . import cpuset
+    from . import controller
 
-        return cpuset
-    if sub == "devices":
-        from . import devices
-
-        return devices
-    if sub == "memory":
-        from . import memory
-
-        return memory
-    if sub == "cpu":
-        from . import cpu
-
-        return cpu
-    if sub == "cpuacct":
-        from . import cpuacct
-
-        return cpuacct
-    if sub == "pids":
-        from . import pids
-
-        return pids
-    if sub == "blkio":
-        from . import blkio
-
-        return blkio
-    if sub == "hugetlb":
-        from . import hugetlb
-
-        return hugetlb
-    if sub == "net_cls":
-        from . import net_cls
-
-        return net_cls
-    if sub == "net_prio":
-        from . import net_prio
-
-        return net_prio
-    from . import rdma
-
-    return rdma
+    return controller(sub)
 
 
 def _wants(sub: str, resources: dict, key: str) -> bool:

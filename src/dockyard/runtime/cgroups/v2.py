@@ -21,6 +21,10 @@ from ...errors import DockyardError, InvalidArgument, Unavailable
 from . import files
 from . import Manager, Resources
 
+# (resources section, controller module), in the order the files are written.
+_SET_ORDER = (("pids", "pids"), ("memory", "memory"), ("blockIO", "blkio"), ("cpu", "cpu"), ("devices", "devices"),
+              ("cpu", "cpuset"), ("hugepageLimits", "hugetlb"), ("rdma", "rdma"))
+
 SUBTREE = "cgroup.subtree_control"
 
 
@@ -118,39 +122,11 @@ class V2Manager(Manager):
         files.write_pid(self.path, pid)
 
     def set(self, resources: Resources) -> None:
-        path = self.path
-        if "pids" in resources:
-            from . import pids
+        from . import controller
 
-            pids.set_v2(path, resources)
-        if "memory" in resources:
-            from . import memory
-
-            memory.set_v2(path, resources)
-        if "blockIO" in resources:
-            from . import blkio
-
-            blkio.set_v2(path, resources)
-        if "cpu" in resources:
-            from . import cpu
-
-            cpu.set_v2(path, resources)
-        if "devices" in resources:
-            from . import devices
-
-            devices.set_v2(path, resources)
-        if "cpu" in resources:
-            from . import cpuset
-
-            cpuset.set_v2(path, resources)
-        if "hugepageLimits" in resources:
-            from . import hugetlb
-
-            hugetlb.set_v2(path, resources)
-        if "rdma" in resources:
-            from . import rdma
-
-            rdma.set_v2(path, resources)
+        for key, name in _SET_ORDER:
+            if key in resources:
+                controller(name).set_v2(self.path, resources)
         if resources.get("unified"):
             self._set_unified(resources["unified"])
 
