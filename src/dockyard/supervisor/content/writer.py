@@ -86,8 +86,16 @@ def _same_file(fd: int, path: str) -> bool:
         return False
 
 
+_CLEANER_WAIT = 0.5
+
+
 def lock_ingest(ingest_dir: str, ref: str) -> int:
-    """Create (if needed) and flock the ingest directory; Conflict when another writer holds it."""
+    """Create (if needed) and flock the ingest directory; Conflict when another writer holds it.
+
+    GC's ingest cleaner also takes this lock, briefly, before moving a stale ingest away: a lock
+    held for longer than ``_CLEANER_WAIT`` seconds is taken to be another writer's.
+    """
+    waited = 0.0
     while True:
         os.makedirs(ingest_dir, exist_ok=True)
         lock_path = ContentPaths.ingest_file(ingest_dir, "lock")
@@ -100,8 +108,9 @@ def lock_ingest(ingest_dir: str, ref: str) -> int:
         except BlockingIOError:
             moved = not _same_file(fd, lock_path)
             os.close(fd)
-            if moved:  # a cleaner is removing the stale ingest: start afresh
+            if moved or waited < _CLEANER_WAIT:  # a cleaner is (or may be) moving it away: retry
                 time.sleep(0.01)
+                waited += 0.01
                 continue
             raise Conflict(f"ref locked: ingest {ref!r} is already being written", id=ref, path=ingest_dir) from None
         if _same_file(fd, lock_path):  # not removed by a concurrent abort between open and flock
