@@ -17,8 +17,9 @@ import pytest
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound, Unavailable
 from dockyard.runtime import cgroups
-from dockyard.runtime.cgroups import files, hugetlb, paths
+from dockyard.runtime.cgroups import hugetlb, paths
 from dockyard.runtime.cgroups.v1 import V1Manager
+from tests.support.cgroupfs import RecordingCgroupfs
 
 HIERARCHIES = {
     # dir name -> super options in mountinfo
@@ -92,12 +93,17 @@ KERNEL_FILES = {
 }
 
 
-class FakeHost:
+class FakeHost(RecordingCgroupfs):
     def __init__(self, tmp: str, monkeypatch: pytest.MonkeyPatch, own: dict[str, str] | None = None) -> None:
-        self.root = os.path.join(tmp, "cgroup")
-        self.writes: list[tuple[str, str]] = []
-        self.hooks: dict[str, object] = {}
-        os.makedirs(self.root)
+        own = own or {}
+        super().__init__(tmp, monkeypatch, "".join(
+            f"{i}:{sub}:{own.get(sub, '/')}\n"
+            for i, sub in enumerate(
+                ["cpu,cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb"]
+                + ["net_cls,net_prio", "perf_event", "name=systemd"],
+                start=1,
+            )
+        ) + f"0::{own.get('', '/')}\n")
         lines = [f"30 1 0:26 / {self.root} rw - tmpfs tmpfs rw,mode=755"]
         for i, (name, opts) in enumerate(HIERARCHIES.items()):
             self.mkcg(os.path.join(self.root, name), top=True)
@@ -109,37 +115,11 @@ class FakeHost:
         mountinfo = os.path.join(tmp, "mountinfo")
         with open(mountinfo, "w") as f:
             f.write("\n".join(lines) + "\n")
-        own = own or {}
-        proc = os.path.join(tmp, "proc_cgroup")
-        with open(proc, "w") as f:
-            f.write(
-                "".join(
-                    f"{i}:{sub}:{own.get(sub, '/')}\n"
-                    for i, sub in enumerate(
-                        ["cpu,cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb"]
-                        + ["net_cls,net_prio", "perf_event", "name=systemd"],
-                        start=1,
-                    )
-                )
-                + f"0::{own.get('', '/')}\n"
-            )
         monkeypatch.setattr(paths, "MOUNTINFO", mountinfo)
-        monkeypatch.setattr(paths, "PROC_CGROUP", proc)
-        # fresh caches for this test; the real ones come back afterwards
-        monkeypatch.setattr(paths, "_mounts_cache", None)
-        monkeypatch.setattr(paths, "_own_cache", None)
-        orig = files.write_raw
 
-        def write_raw(dirpath: str, name: str, data: str) -> None:
-            self.writes.append((os.path.relpath(os.path.join(dirpath, name), self.root), data))
-            hook = self.hooks.get(name)
-            if hook is not None:
-                data = hook(dirpath, data)  # type: ignore[operator]
-            orig(dirpath, name, data)
-            if name in ("devices.allow", "devices.deny"):
-                self._devices(dirpath, name == "devices.allow", data)
-
-        monkeypatch.setattr(files, "write_raw", write_raw)
+    def after_write(self, dirpath: str, name: str, data: str) -> None:
+        if name in ("devices.allow", "devices.deny"):
+            self._devices(dirpath, name == "devices.allow", data)
 
     def mkcg(self, path: str, top: bool = False) -> None:
         """Create a cgroup dir with the files the kernel would put there."""

@@ -15,8 +15,9 @@ import pytest
 from dockyard.errors import InvalidArgument, Unavailable
 from dockyard.kernel import bpf
 from dockyard.runtime import cgroups
-from dockyard.runtime.cgroups import blkio, cpu, devicefilter, devices, files, hugetlb, memory, paths
+from dockyard.runtime.cgroups import blkio, cpu, devicefilter, devices, hugetlb, memory
 from dockyard.runtime.cgroups.v2 import V2Manager
+from tests.support.cgroupfs import RecordingCgroupfs
 
 CONTROLLERS = "cpuset cpu io memory hugetlb pids rdma"
 
@@ -45,33 +46,14 @@ KERNEL_FILES = {
 }
 
 
-class FakeHost:
+class FakeHost(RecordingCgroupfs):
     def __init__(self, tmp: str, monkeypatch: pytest.MonkeyPatch, own: str = "/user.slice/session-1.scope") -> None:
-        self.root = os.path.join(tmp, "cgroup")
-        self.writes: list[tuple[str, str]] = []
-        self.hooks: dict[str, object] = {"cgroup.freeze": self._freeze}
+        super().__init__(tmp, monkeypatch, f"0::{own}\n")
+        self.hooks["cgroup.freeze"] = self._freeze
         self.filters: list[tuple[str, bytes, str]] = []
-        os.makedirs(self.root)
         self.put("cgroup.controllers", CONTROLLERS + "\n")
         self.put("cgroup.subtree_control", "\n")
         self.put("cgroup.procs", "")
-        proc = os.path.join(tmp, "proc_cgroup")
-        with open(proc, "w") as f:
-            f.write(f"0::{own}\n")
-        monkeypatch.setattr(paths, "PROC_CGROUP", proc)
-        # fresh caches for this test; the real ones come back afterwards
-        monkeypatch.setattr(paths, "_mounts_cache", None)
-        monkeypatch.setattr(paths, "_own_cache", None)
-        orig = files.write_raw
-
-        def write_raw(dirpath: str, name: str, data: str) -> None:
-            self.writes.append((os.path.relpath(os.path.join(dirpath, name), self.root), data))
-            hook = self.hooks.get(name)
-            if hook is not None:
-                data = hook(dirpath, data)  # type: ignore[operator]
-            orig(dirpath, name, data)
-
-        monkeypatch.setattr(files, "write_raw", write_raw)
 
         def replace_device_filter(fd: int, code: bytes, license: str) -> None:
             self.filters.append((os.readlink(f"/proc/self/fd/{fd}"), code, license))
