@@ -8,6 +8,7 @@ import pytest
 
 from dockyard.errors import InvalidArgument
 from dockyard.runtime import capabilities
+from tests.support.forked import fork_and_collect
 
 pytestmark = [
     pytest.mark.privileged,
@@ -46,11 +47,9 @@ def become(sets: capabilities.CapSets, uid: int | None) -> None:
 
 def run_child(sets: capabilities.CapSets, uid: int | None, *, exec_grep: bool) -> tuple[int, str]:
     """Child becomes (sets, uid) then prints its Cap* lines (itself, or grep after execve)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
+
+    def child(w: int) -> None:
         try:
-            os.close(r)
             become(sets, uid)
             if exec_grep:
                 os.dup2(w, 1)
@@ -61,13 +60,9 @@ def run_child(sets: capabilities.CapSets, uid: int | None, *, exec_grep: bool) -
         except BaseException as e:  # noqa: BLE001 - reported to the parent
             os.write(w, f"ERROR {type(e).__name__}: {e}".encode())
             os._exit(1)
-    os.close(w)
-    chunks = []
-    while chunk := os.read(r, 65536):
-        chunks.append(chunk)
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    return status, b"".join(chunks).decode()
+
+    status, data = fork_and_collect(child)
+    return status, data.decode()
 
 
 BOUNDING = ["CAP_CHOWN", "CAP_KILL", "CAP_SETUID", "CAP_SETGID", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW"]

@@ -15,6 +15,7 @@ import pytest
 from dockyard.errors import Unavailable
 from dockyard.kernel import libc
 from dockyard.runtime import capabilities, seccomp
+from tests.support.forked import fork_and_collect
 from tests.unit.test_seccomp import docker_profile
 
 pytestmark = [
@@ -29,10 +30,8 @@ SYS_acct = 163
 
 def in_child(fn, *, no_new_privs: bool = True) -> tuple[int, object]:
     """Run ``fn`` in a forked child; return (wait status, what it returned or raised)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        os.close(r)
+
+    def child(w: int) -> None:
         code = 0
         try:
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -44,13 +43,8 @@ def in_child(fn, *, no_new_privs: bool = True) -> tuple[int, object]:
             code = 1
         os.write(w, json.dumps(out).encode())
         os._exit(code)
-    os.close(w)
-    chunks = []
-    while chunk := os.read(r, 65536):
-        chunks.append(chunk)
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    data = b"".join(chunks)
+
+    status, data = fork_and_collect(child)
     return status, (json.loads(data) if data else None)
 
 
