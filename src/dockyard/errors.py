@@ -39,3 +39,15 @@ class NotModified(DockyardError):
 
 class Unavailable(DockyardError):
     """A resource or kernel feature the operation needs is not available here."""
+
+
+class Forbidden(DockyardError):
+    """The operation is refused by policy (read-only rootfs or volume, a built-in network)."""
+
+
+class Unauthorized(DockyardError):
+    """The caller's credentials were missing or rejected."""
+
+
+class NotImplementedYet(DockyardError):
+    """The operation exists in Docker's API but Dockyard does not provide it."""

@@ -1,0 +1,158 @@
+"""`POST /containers/create`: validate the body and build a container record.
+
+Everything that can be wrong with the request is found here, before anything is written:
+name, image, runtime, log driver, restart policy, network mode, mounts.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+from dockyard.engine.daemon import names
+from dockyard.engine.daemon.containers.model import Container
+from dockyard.engine.daemon.spec import merge_image_config
+from dockyard.engine.daemon.spec.mounts import MountPoint, parse_mounts
+from dockyard.engine.daemon.timefmt import now_rfc3339
+from dockyard.errors import InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    from dockyard.engine.daemon.daemon import Daemon
+
+CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "ExposedPorts",
+               "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Image", "Volumes",
+               "WorkingDir", "Entrypoint", "NetworkDisabled", "MacAddress", "OnBuild", "Labels", "StopSignal",
+               "StopTimeout", "Shell")
+LOG_DRIVERS = ("json-file", "none")
+RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
+BUILTIN_NETWORKS = ("default", "bridge", "host", "none")
+
+
+def split_body(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(Config, HostConfig, NetworkingConfig) of a create body."""
+    config = {k: copy.deepcopy(body[k]) for k in CONFIG_KEYS if k in body}
+    host_config = copy.deepcopy(body.get("HostConfig") or {})
+    networking = copy.deepcopy(body.get("NetworkingConfig") or {})
+    for key, kind in (("Env", list), ("Cmd", list), ("Entrypoint", list), ("Labels", dict)):
+        value = config.get(key)
+        if isinstance(value, str) and key in ("Cmd", "Entrypoint"):
+            config[key] = [value]
+        elif value is not None and not isinstance(value, kind):
+            raise InvalidArgument(f"json: cannot unmarshal {type(value).__name__} into Go struct field "
+                                  f"ContainerConfigWrapper.{key}")
+    return config, host_config, networking
+
+
+def check_host_config(daemon: Daemon, hc: dict[str, Any]) -> None:
+    policy = hc.get("RestartPolicy") or {}
+    name = policy.get("Name") or ""
+    if name not in RESTART_POLICIES:
+        raise InvalidArgument(f"invalid restart policy '{name}'")
+    retries = int(policy.get("MaximumRetryCount") or 0)
+    if retries < 0:
+        raise InvalidArgument("maximum retry count cannot be negative")
+    if retries and name != "on-failure":
+        raise InvalidArgument(f"maximum retry count cannot be used with restart policy '{name}'")
+    if hc.get("AutoRemove") and name not in ("", "no"):
+        raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
+    log_type = (hc.get("LogConfig") or {}).get("Type") or "json-file"
+    if log_type not in LOG_DRIVERS:
+        raise InvalidArgument(f"logger: no log driver named '{log_type}' is registered")
+    runtime = hc.get("Runtime") or daemon.config.default_runtime
+    if runtime not in daemon.config.runtimes:
+        raise InvalidArgument(f"Unknown runtime specified {runtime}")
+    mode = hc.get("NetworkMode") or "default"
+    if mode.startswith("container:"):
+        raise InvalidArgument("network mode container:<id> is not supported by Dockyard yet")
+    if mode not in BUILTIN_NETWORKS:
+        raise NotFound(f"network {mode} not found")
+    for key in ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "PidsLimit", "ShmSize"):
+        value = hc.get(key)
+        if value is not None and not isinstance(value, int):
+            raise InvalidArgument(f"json: cannot unmarshal {type(value).__name__} into Go struct field "
+                                  f"HostConfig.{key} of type int64")
+    if hc.get("NanoCpus") and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
+        raise InvalidArgument("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    memory, swap = int(hc.get("Memory") or 0), int(hc.get("MemorySwap") or 0)
+    if memory and memory < 6 * 1024 * 1024:
+        raise InvalidArgument("Minimum memory limit allowed is 6MB")
+    if swap > 0 and memory and swap < memory:
+        raise InvalidArgument("Minimum memoryswap limit should be larger than memory limit, "
+                              "see usage for details")
+
+
+def normalize_host_config(daemon: Daemon, hc: dict[str, Any]) -> dict[str, Any]:
+    """Defaults dockerd fills in, so inspect shows the same values."""
+    hc.setdefault("NetworkMode", "default")
+    if not hc.get("NetworkMode"):
+        hc["NetworkMode"] = "default"
+    hc["LogConfig"] = {"Type": (hc.get("LogConfig") or {}).get("Type") or "json-file",
+                       "Config": (hc.get("LogConfig") or {}).get("Config") or {}}
+    hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
+    if not hc["RestartPolicy"].get("Name"):
+        hc["RestartPolicy"] = {"Name": "no", "MaximumRetryCount": 0}
+    hc["Runtime"] = hc.get("Runtime") or daemon.config.default_runtime
+    hc.setdefault("ShmSize", daemon.config.default_shm_size)
+    if not hc.get("ShmSize"):
+        hc["ShmSize"] = daemon.config.default_shm_size
+    hc.setdefault("Binds", None)
+    hc.setdefault("Privileged", False)
+    hc.setdefault("ReadonlyRootfs", False)
+    hc.setdefault("AutoRemove", False)
+    hc.setdefault("CapAdd", None)
+    hc.setdefault("CapDrop", None)
+    return hc
+
+
+def pick_name(daemon: Daemon, requested: str) -> str:
+    if requested:
+        full = names.validate_name(requested)
+        daemon.containers.store.reserve_check(full)
+        return full
+    return "/" + names.random_name(daemon.containers.store.name_taken)  # random_name gives a bare name
+
+
+def mount_point_json(m: MountPoint) -> dict[str, Any]:
+    """A Mounts[] entry of inspect."""
+    d: dict[str, Any] = {"Type": m.type}
+    if m.type == "volume":
+        d["Name"] = m.name
+    d.update({"Source": m.source, "Destination": m.destination})
+    if m.type == "volume":
+        d["Driver"] = m.driver or "local"
+    d.update({"Mode": m.mode, "RW": m.rw, "Propagation": m.propagation})
+    return d
+
+
+async def build_container(daemon: Daemon, name: str, body: dict[str, Any]) -> tuple[Container, list[MountPoint]]:
+    config, hc, networking = split_body(body)
+    image_ref = config.get("Image") or ""
+    if not image_ref:
+        raise InvalidArgument("No command specified" if not config.get("Cmd") else "Config.Image is empty")
+    check_host_config(daemon, hc)
+    resolved = await daemon.run_blocking(daemon.images.resolve, image_ref)
+    image_doc = await daemon.run_blocking(daemon.images.content.read, resolved.config_digest)
+    import json
+    image_config = (json.loads(image_doc).get("config") or {})
+    merged = merge_image_config(config, image_config)
+    merged["Image"] = image_ref
+    if not (merged.get("Entrypoint") or merged.get("Cmd")):
+        raise InvalidArgument("No command specified")
+    mounts = parse_mounts(merged, hc)
+    hc = normalize_host_config(daemon, hc)
+    cid = names.new_id()
+    argv = list(merged.get("Entrypoint") or []) + list(merged.get("Cmd") or [])
+    if not merged.get("Hostname"):
+        merged["Hostname"] = cid[:12]
+    for key, default in (("Domainname", ""), ("User", ""), ("AttachStdin", False), ("AttachStdout", False),
+                         ("AttachStderr", False), ("Tty", False), ("OpenStdin", False), ("StdinOnce", False),
+                         ("Env", None), ("Cmd", None), ("Image", image_ref), ("Volumes", None), ("WorkingDir", ""),
+                         ("Entrypoint", None), ("OnBuild", None), ("Labels", {})):
+        merged.setdefault(key, default)
+    if merged["Labels"] is None:
+        merged["Labels"] = {}
+    c = Container(id=cid, name=name, created=now_rfc3339(), image_id=resolved.config_digest, image_ref=image_ref,
+                  config=merged, host_config=hc, path=argv[0], args=argv[1:],
+                  driver="vfs" if daemon.config.storage_driver == "vfs" else "overlay2",
+                  runtime=hc["Runtime"], networking=networking.get("EndpointsConfig") or {})
+    return c, mounts

@@ -1,0 +1,49 @@
+"""Response helpers: JSON bodies, 204s and Docker's JSON message (progress) streams."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+JSON = "application/json"
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def json_response(obj: Any, status: int = 200) -> web.Response:
+    # Exactly "application/json" (no charset): the docker CLI compares the header verbatim.
+    return web.Response(status=status, body=(dumps(obj) + "\n").encode(), headers={"Content-Type": JSON})
+
+
+def no_content(status: int = 204) -> web.Response:
+    return web.Response(status=status)
+
+
+class JSONStream:
+    """A 200 response carrying JSON messages separated by CRLF; errors go in band once it started."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
+        self.started = False
+
+    async def start(self) -> None:
+        if not self.started:
+            self.started = True
+            await self.response.prepare(self.request)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.start()
+        await self.response.write(dumps(message).encode() + b"\r\n")
+
+    async def error(self, message: str) -> None:
+        await self.send({"errorDetail": {"message": message}, "error": message})
+
+    async def finish(self) -> web.StreamResponse:
+        await self.start()
+        await self.response.write_eof()
+        return self.response
