@@ -25,8 +25,10 @@ venv: $(BIN)/.installed
 bundle: deps venv
 	$(BIN)/python scripts/busybox_bundle.py $(BUNDLE) echo hello world
 
-# The main job, for now: run `echo hello world` in a busybox bundle with dockyard-runtime.
+# The main job: the seed's hello world through dockyardd (started on /var/run/dockyard.sock if it is
+# not running), once with the docker CLI and once with docker-py; then straight through dockyard-runtime.
 run: bundle
+	$(BIN)/python scripts/hello.py
 	$(BIN)/dockyard-runtime --root $(RUNTIME_ROOT) run --bundle $(BUNDLE) make-run-$$$$
 
 # The whole suite. Tests needing root are marked `privileged` and skip themselves without root.

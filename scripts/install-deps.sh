@@ -13,6 +13,7 @@ packages=(
   python3-venv
   skopeo           # copies images between OCI layouts and docker archives (image interop tests)
   debootstrap      # a real Debian rootfs for the image benchmark (cached)
+  tini             # tini-static: the init `docker run --init` puts in the container
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -98,6 +98,7 @@ def test_kill9_dockyardd_restart_keeps_containers(daemon):
     assert ok(d, "inspect", "-f", "{{.State.Running}} {{.State.Pid}}", "ticker").split() == ["true", str(pid)]
     assert ok(d, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "seven").strip() == "exited 7"
     assert ok(d, "logs", "seven") == "bye\n"
+    assert ok(d, "ps", "-a", "--filter", "name=seven", "--format", "{{.Status}}").startswith("Exited (7) ")
     since = str(int(time.time()))
     follow = subprocess.Popen(d.cli_argv("logs", "-f", "--since", since, "ticker"), env=d.cli_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -107,7 +108,7 @@ def test_kill9_dockyardd_restart_keeps_containers(daemon):
     assert read_lines(attach, 3, 10) == ["tick\n"] * 3
     ok(d, "stop", "-t", "1", "ticker")
     assert not alive(pid)
-    assert ok(d, "inspect", "-f", "{{.State.Status}}", "ticker").strip() == "exited"
+    assert ok(d, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "ticker").strip() == "exited 137"
     ok(d, "rm", "ticker", "seven")
     assert ok(d, "ps", "-aq") == ""
     time.sleep(0.3)
@@ -116,14 +117,19 @@ def test_kill9_dockyardd_restart_keeps_containers(daemon):
 
 def test_kill9_dockyardd_during_run_bursts(daemon):
     d = daemon
-    procs = [subprocess.Popen(d.cli_argv("run", "-d", "--name", f"burst{i}", "busybox", "sleep", "60"),
-                              env=d.cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(6)]
-    time.sleep(0.6)
-    d.kill9()
+    procs: list[subprocess.Popen] = []
+    for i in range(8):  # staggered, so the kill lands while some runs are still in flight
+        procs.append(subprocess.Popen(d.cli_argv("run", "-d", "--name", f"burst{i}", "busybox", "sleep", "60"),
+                                      env=d.cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        time.sleep(0.05)
+    deadline = time.monotonic() + 30
+    while all(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    d.kill9()  # right after the first run -d returned
     results = [(p.communicate(timeout=30), p.returncode) for p in procs]
     d.restart()
     started = {f"burst{i}": out.strip() for i, ((out, _), rc) in enumerate(results) if rc == 0}
+    print(f"run -d burst: {len(started)} of {len(procs)} reported started before/while the daemon died")
     listed = dict(line.split() for line in ok(d, "ps", "-a", "--no-trunc", "--format", "{{.Names}} {{.ID}}").splitlines())
     for name, cid in started.items():
         assert listed.get(name) == cid, f"{name} ({cid}) was reported started but is gone: {listed}"

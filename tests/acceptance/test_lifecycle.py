@@ -132,7 +132,7 @@ def test_pause_unpause(engine):
 
 
 def test_events_window(engine):
-    since = engine.ok("version", "--format", "{{.Server.APIVersion}}") and str(int(time.time()) - 1)
+    since = str(int(time.time()) - 1)
     name = engine.new_name()
     engine.ok("run", "--name", name, "busybox", "true")
     time.sleep(1.1)
@@ -168,3 +168,36 @@ def test_events_stream_live(engine):
         proc.kill()
         proc.wait()
     assert [a for a in seen if a in ("create", "start", "die", "destroy")] == ["create", "start", "die", "destroy"], seen
+
+
+def test_exec_errors(engine):
+    name = engine.new_name()
+    engine.ok("run", "--name", name, "busybox", "true")
+    cid = engine.inspect(name, "{{.Id}}")
+    r = engine.docker("exec", name, "true")
+    assert (r.rc, errors(r.stderr)) == (1, f"Error response from daemon: Container {cid} is not running\n"), r
+    r = engine.docker("exec", "acc-no-such-ctr", "true")
+    assert (r.rc, errors(r.stderr)) == (1, "Error response from daemon: No such container: acc-no-such-ctr\n"), r
+    running = engine.run_d("busybox", "sleep", "60")
+    r = engine.docker("exec", running, "no-such-binary")
+    assert r.rc == 126, r  # dockerd 20.10: 126 for exec (127 is only for run)
+    assert 'exec: "no-such-binary": executable file not found in $PATH' in r.stdout + r.stderr, r
+
+
+def test_detached_rm_removes_after_exit(engine):
+    name = engine.new_name()
+    engine.ok("run", "-d", "--rm", "--name", name, "busybox", "sleep", "0.3")
+    engine.wait_for("auto-removal", lambda: engine.docker("inspect", name).rc == 1, timeout=15)
+    assert engine.ok("ps", "-aq", "--filter", f"name={name}") == ""
+
+
+def test_start_stop_idempotent_and_container_prune(engine):
+    name = engine.new_name()
+    engine.ok("run", "--name", name, "--label", f"accprune={engine.label}", "busybox", "true")
+    assert engine.ok("stop", name).strip() == name  # already stopped: fine
+    up = engine.run_d("busybox", "sleep", "60")
+    assert engine.ok("start", up).strip() == up  # already running: fine
+    cid = engine.inspect(name, "{{.Id}}")
+    r = engine.docker("container", "prune", "-f", "--filter", f"label=accprune={engine.label}")
+    assert (r.rc, r.stdout.startswith(f"Deleted Containers:\n{cid}\n")) == (0, True), r
+    assert engine.docker("inspect", name).rc == 1 and engine.inspect(up, "{{.State.Running}}") == "true"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -31,7 +33,7 @@ def fstype(path: str) -> str:
     return found
 
 
-def in_private_namespace(body) -> dict:  # type: ignore[no-untyped-def]
+def in_private_namespace(body: Callable[[], Any]) -> Any:
     """Run ``body()`` in a child with a private mount namespace; returns what it returned (a dict)."""
     def child(w: int) -> None:
         try:
@@ -57,11 +59,11 @@ def test_tmpfs_volume_mounted_for_its_users(tmp_path) -> None:
     (image_dir / "etc" / "conf").write_text("v=1")
     os.chown(image_dir / "etc" / "conf", 1234, 5678)
 
-    def body() -> dict:
+    def body() -> dict[str, Any]:
         svc = VolumeService(root)
         svc.create("tv", driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "size=10m,mode=0755"})
         path = svc.mount("tv", "c1")
-        steps = {"first": fstype(path)}
+        steps: dict[str, Any] = {"first": fstype(path)}
         copied = svc.copy_up("tv", str(image_dir))
         st = os.stat(os.path.join(path, "etc", "conf"))
         steps.update(copied=copied, owner=[st.st_uid, st.st_gid], data=open(os.path.join(path, "etc", "conf")).read())
@@ -87,7 +89,7 @@ def test_bind_volume(tmp_path) -> None:
     host_dir.mkdir()
     (host_dir / "seen").write_text("host")
 
-    def body() -> dict:
+    def body() -> dict[str, Any]:
         svc = VolumeService(root)
         svc.create("bv", driver_opts={"type": "none", "device": str(host_dir), "o": "bind"})
         path = svc.mount("bv", "c1")

@@ -82,8 +82,11 @@ def test_unknown_driver_and_option(svc: VolumeService) -> None:
         svc.create("v2", driver="nope")
     assert e.value.message == 'create v2: error looking up volume plugin nope: plugin "nope" not found'
     with pytest.raises(InvalidArgument) as e2:
-        svc.create("v3", driver_opts={"size": "1"})
-    assert e2.value.message == 'create v3: invalid option key: "size"'
+        svc.create("v3", driver_opts={"bogus": "1"})
+    assert e2.value.message == 'create v3: invalid option key: "bogus"'
+    with pytest.raises(InvalidArgument) as e3:
+        svc.create("v4", driver_opts={"size": "1"})
+    assert e3.value.message == "create v4: quota size requested but no quota support"
 
 
 def test_options_are_kept(svc: VolumeService) -> None:
@@ -151,7 +154,7 @@ def test_prune_removes_every_unused_volume(svc: VolumeService, users: Users, eve
     assert out["SpaceReclaimed"] == 1000
     assert svc.names() == ["kept", "used"]
     assert events[-1] == ("prune", "", {"reclaimed": "1000"})
-    assert svc.prune({"label": ["nothing"]}) == {"VolumesDeleted": None, "SpaceReclaimed": 0}
+    assert svc.prune({"label": ["nothing"]}) == {"VolumesDeleted": [], "SpaceReclaimed": 0}
 
 
 def test_metadata_survives_restart_and_crash_leftovers(tmp_path, users: Users) -> None:
@@ -229,7 +232,10 @@ def test_volume_routes(tmp_path) -> None:
         r = await client.post("/v1.41/volumes/create", json={"Name": "v2", "Driver": "nope"})
         assert r.status == 404
         r = await client.get("/v1.41/volumes/v1")
-        assert await r.json() == created
+        assert await r.json() == created and created["Options"] is None
+        r = await client.post("/v1.41/volumes/create", json={"Name": "vl", "Labels": {}, "DriverOpts": {}})
+        assert {k: v for k, v in (await r.json()).items() if k in ("Labels", "Options")} == {"Labels": {},
+                                                                                              "Options": {}}
         r = await client.get("/v1.41/volumes/nope")
         assert r.status == 404 and await r.json() == {"message": "get nope: no such volume"}
         r = await client.get('/v1.41/volumes?filters={"label":{"a=b":true}}')
@@ -239,7 +245,7 @@ def test_volume_routes(tmp_path) -> None:
         assert r.status == 409
         assert (await r.json())["message"] == f"remove v1: volume is in use - [{'c' * 64}]"
         r = await client.post("/v1.41/volumes/prune")
-        assert await r.json() == {"VolumesDeleted": [anon], "SpaceReclaimed": 0}
+        assert await r.json() == {"VolumesDeleted": [anon, "vl"], "SpaceReclaimed": 0}
         daemon.containers.by_volume.clear()
         r = await client.delete("/v1.41/volumes/v1")
         assert r.status == 204
@@ -255,3 +261,29 @@ def test_volume_routes(tmp_path) -> None:
     actions = [(e["Actor"]["ID"], e["Action"]) for e in daemon.events.backlog if e["Type"] == "volume"]
     assert actions[0] == ("v1", "create") and actions[-1] == ("v1", "destroy")
     assert ("", "prune") in actions
+
+
+def test_events_from_the_store_thread_reach_the_bus_on_the_loop(tmp_path) -> None:
+    import asyncio
+    import threading
+
+    from tests.unit.test_engine_images import FakeDaemon
+
+    async def main() -> list[str]:
+        daemon = FakeDaemon(str(tmp_path))  # built on the loop: the volume service remembers it
+        threads: list[str] = []
+        emit = daemon.events.emit
+
+        def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+            threads.append(threading.current_thread().name)
+            return emit(*args, **kwargs)
+
+        daemon.events.emit = recording  # type: ignore[method-assign]
+        try:
+            await daemon.run_blocking(daemon.volumes.create, "ev", "local", {}, None)
+            await asyncio.sleep(0.05)
+        finally:
+            daemon.close()
+        return threads
+
+    assert asyncio.run(main()) == [threading.main_thread().name]

@@ -248,7 +248,8 @@ class ImageService:
         return loaded.config_digest
 
     def commit(self, key: str, ref: str | None, *, base: str | None = None, snapshotter: str = "overlayfs",
-               changes: builtins.list[str] | None = None, comment: str = "", author: str = "") -> str:
+               changes: builtins.list[str] | None = None, comment: str = "", author: str = "",
+               config: dict[str, Any] | None = None, container_id: str = "") -> str:
         """`docker commit`: the active snapshot ``key``'s changes as a new layer on ``base``.
 
         The layer is stored uncompressed (its digest is its diff ID, as for loaded images); the
@@ -270,6 +271,7 @@ class ImageService:
             size = tmp.tell()
             tmp.seek(0)
             layer = self.content.add(tmp, expected=diff_id, size=size, lease=lease.id)
+            container_config = config
             if resolved is not None:
                 config = json.loads(self.content.read(resolved.config_digest))
                 layers = [{"mediaType": x.media_type, "size": x.size, "digest": x.digest} for x in resolved.layers]
@@ -279,7 +281,10 @@ class ImageService:
                           "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
                 layers = []
             now = _utc_now()
-            config["config"] = apply_changes(dict(config.get("config") or {}), changes or [])
+            base_config = dict(config.get("config") or {}) if container_config is None else dict(container_config)
+            config["config"] = apply_changes(base_config, changes or [])
+            if container_id:
+                config["container"] = container_id
             config["rootfs"] = {"type": "layers", "diff_ids": [*config["rootfs"]["diff_ids"], diff_id]}
             entry = {"created": now, **({"author": author} if author else {}), **({"comment": comment} if comment else {})}
             config["history"] = [*(config.get("history") or []), entry]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect as inspect_module
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,12 +18,13 @@ from typing import Any, BinaryIO
 from dockyard.engine.daemon import filters as flt
 from dockyard.engine.daemon import timefmt
 from dockyard.images.archive.changes import apply_changes
-from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound
 from dockyard.oci import reference
 from dockyard.oci.image import chain_ids
 from dockyard.supervisor.images import ID_LABEL, ImageService, is_image_id, load_messages
 from dockyard.supervisor.metadata import ImageRecord
 
+log = logging.getLogger("dockyard.engine")
 Event = tuple[str, str, dict[str, str]]  # (action, actor id, attributes) of an "image" event
 Users = Callable[[str], list[tuple[str, bool]]]  # image id -> [(container id, running)]
 LIST_FILTERS = frozenset({"before", "dangling", "label", "reference", "since"})
@@ -95,15 +97,29 @@ def all_images(svc: ImageService) -> dict[str, ImageInfo]:
     grouped: dict[str, list[ImageRecord]] = {}
     for record in sorted(svc.list(), key=lambda r: r.created_at):
         grouped.setdefault(record.labels.get(ID_LABEL, record.target.digest), []).append(record)
-    return {image_id: image_info(svc, image_id, records) for image_id, records in grouped.items()}
+    out = {}
+    for image_id, records in grouped.items():
+        try:
+            out[image_id] = image_info(svc, image_id, records)
+        except (DockyardError, OSError, ValueError, KeyError) as e:  # one broken image must not hide the rest
+            log.warning("image %s: %s", image_id, e)
+    return out
+
+
+def _missing_name(ref: str) -> str:
+    """How dockerd names a missing image: familiar, with ":latest" added to a bare name."""
+    try:
+        return reference.parse(ref).familiar()
+    except InvalidArgument:
+        return ref
 
 
 def find_image(svc: ImageService, ref: str) -> ImageInfo:
     """The image ``ref`` names (name, ID or ID prefix); NotFound "No such image: ref"."""
     try:
         record = svc.get(ref)
-    except InvalidArgument:
-        raise NotFound(f"No such image: {ref}", id=ref) from None
+    except (InvalidArgument, NotFound):
+        raise NotFound(f"No such image: {_missing_name(ref)}", id=ref) from None
     image_id = record.labels.get(ID_LABEL, record.target.digest)
     records = [r for r in svc.list() if r.labels.get(ID_LABEL) == image_id] or [record]
     return image_info(svc, image_id, records)
@@ -443,9 +459,10 @@ def commit_image(daemon: Any, *, snapshot_key: str, container_config: dict[str, 
                  base_image_id: str) -> str:
     """POST /commit's image half: the container's snapshot as a new image; returns its ID.
 
-    Synchronous (run it with ``daemon.run_blocking``). The container's config becomes the image's
-    when ImageService.commit accepts one (``config=``); otherwise the base image's config is kept
-    and only ``changes`` are applied to it.
+    Synchronous (run it with ``daemon.run_blocking``). As in dockerd, the container's config (with
+    ``changes`` applied) should become the image's, and the image records ``container`` and
+    ``container_config``: passed on when ImageService.commit takes ``config`` / ``container_id`` /
+    ``container_config``; until then the base image's config is kept with ``changes`` applied.
     """
     svc: ImageService = daemon.images
     target = parse_repo_tag(repo, tag or "") if repo else None
@@ -456,6 +473,8 @@ def commit_image(daemon: Any, *, snapshot_key: str, container_config: dict[str, 
         extra["config"] = container_config
     if "container_id" in params:
         extra["container_id"] = container_id
+    if "container_config" in params:
+        extra["container_config"] = container_config
     return svc.commit(snapshot_key, target, base=base_image_id or None, snapshotter=daemon.snapshotter_name,
                       changes=changes, comment=comment, author=author, **extra)
 

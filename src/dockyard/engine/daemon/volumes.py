@@ -198,7 +198,10 @@ class VolumeService:
 
     def create(self, name: str | None = None, driver: str = DRIVER, driver_opts: dict[str, str] | None = None,
                labels: dict[str, str] | None = None) -> dict[str, Any]:
-        """POST /volumes/create: a new volume, or the existing one of that name (as dockerd)."""
+        """POST /volumes/create: a new volume, or the existing one of that name (as dockerd).
+
+        ``driver_opts`` / ``labels`` are shown as given: None (absent) is null, {} stays {}.
+        """
         name = name or secrets.token_hex(32)
         driver = driver or DRIVER
         if driver != DRIVER:
@@ -206,6 +209,8 @@ class VolumeService:
                            id=name)
         validate_name(name)
         for key in driver_opts or {}:
+            if key == "size":
+                raise InvalidArgument(f"create {name}: quota size requested but no quota support")
             if key not in LOCAL_OPTIONS:
                 raise InvalidArgument(f'create {name}: invalid option key: "{key}"')
         with self._lock:
@@ -214,7 +219,7 @@ class VolumeService:
             except NotFound:
                 pass
             meta = {"Name": name, "Driver": DRIVER, "Labels": labels if labels is not None else None,
-                    "Options": dict(driver_opts) if driver_opts else None, "CreatedAt": time.time()}
+                    "Options": dict(driver_opts) if driver_opts is not None else None, "CreatedAt": time.time()}
             tmp = os.path.join(self.root, f".new-{secrets.token_hex(8)}")
             os.makedirs(os.path.join(tmp, "_data"), mode=0o755)
             os.chmod(tmp, 0o701)
@@ -298,7 +303,7 @@ class VolumeService:
                 deleted.append(name)
                 reclaimed += size
         self.emit("prune", "", {"reclaimed": str(reclaimed)})
-        return {"VolumesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+        return {"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}  # [] when none, as 20.10
 
     def usage(self) -> builtins.list[dict[str, Any]]:
         """`system df`'s volumes: each view with ``UsageData {RefCount, Size}``."""

@@ -206,3 +206,31 @@ def add_routes(router: Router) -> None:
     router.add("POST", "/containers/{id}/unpause", unpause)
     router.add("POST", "/containers/{id}/update", update)
     router.add("DELETE", "/containers/{id}", remove)
+    add_commit_route(router)
+
+
+async def commit(request: web.Request) -> web.StreamResponse:
+    from dockyard.engine.daemon.images import commit_image
+    d = daemon_of(request)
+    c = d.containers.get(request.query.get("container", ""))
+    body = await read_json(request)
+    config = {**c.config, **{k: v for k, v in body.items() if v is not None}} if body else dict(c.config)
+    changes = request.query.getall("changes", [])
+    pause = query_bool(request, "pause", True) and c.running and not c.paused
+    if pause:
+        await d.runtime(c.runtime).pause(c.id)
+    try:
+        image_id = await d.run_blocking(
+            lambda: commit_image(d, snapshot_key=c.snapshot_key, container_config=config, container_id=c.id,
+                                 repo=request.query.get("repo") or None, tag=request.query.get("tag") or None,
+                                 comment=request.query.get("comment", ""), author=request.query.get("author", ""),
+                                 changes=changes, base_image_id=c.image_id))
+    finally:
+        if pause:
+            await d.runtime(c.runtime).resume(c.id)
+    d.containers.emit(c, "commit", comment=request.query.get("comment", ""))
+    return json_response({"Id": image_id}, 201)
+
+
+def add_commit_route(router: Router) -> None:
+    router.add("POST", "/commit", commit)

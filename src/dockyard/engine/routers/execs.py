@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from dockyard.engine.server.hijack import Hijacked
@@ -34,7 +36,12 @@ async def start(request: web.Request) -> web.StreamResponse:
                       "application/vnd.docker.multiplexed-stream")
     await client.start()
     assert stream is not None
-    outcome = await relay(client, stream, stdin=bool(e.config.get("AttachStdin")), detach_keys=keys)
+
+    async def exited() -> None:
+        await asyncio.wait_for(e.done.wait(), 10)
+
+    outcome = await relay(client, stream, stdin=bool(e.config.get("AttachStdin")), detach_keys=keys,
+                          before_close=exited)
     if outcome == "detach":
         d.containers.emit(e.container, "exec_detach", execID=e.id)
     return client

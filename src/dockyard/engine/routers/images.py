@@ -166,7 +166,7 @@ async def _pull(request: web.Request, daemon: Daemon, image: str, tag: str) -> w
         raise NotImplementedYet(f"pulling images from a registry is not implemented yet: {ref}") from None
     parsed = reference.parse(ref)
     stream = JSONStream(request)
-    await stream.send({"status": f"Pulling from {parsed.familiar_name()}", "id": parsed.tag or parsed.digest})
+    await stream.send({"status": f"Pulling from {parsed.path}", "id": parsed.tag or parsed.digest})
     await stream.send({"status": f"Status: Image is up to date for {ref}"})
     return await stream.finish()
 

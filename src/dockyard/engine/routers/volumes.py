@@ -33,7 +33,7 @@ async def create_volume(request: web.Request) -> web.StreamResponse:
     driver = body.get("Driver") or "local"
     if (name is not None and not isinstance(name, str)) or not isinstance(driver, str):
         raise InvalidArgument("invalid Name or Driver: expected a string")
-    view = await daemon.run_blocking(daemon.volumes.create, name, driver, _str_map(body, "DriverOpts") or {},
+    view = await daemon.run_blocking(daemon.volumes.create, name, driver, _str_map(body, "DriverOpts"),
                                      _str_map(body, "Labels"))
     return json_response(view, status=201)
 

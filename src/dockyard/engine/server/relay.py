@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from dockyard.engine.server.hijack import Hijacked
 from dockyard.errors import InvalidArgument
@@ -61,8 +62,12 @@ class _DetachWatch:
         return bytes(out), False
 
 
-async def relay(client: Hijacked, stream: ShimStream, *, stdin: bool, detach_keys: bytes) -> str:
-    """Pump until the output ends or the client detaches; returns "exit", "detach" or "gone"."""
+async def relay(client: Hijacked, stream: ShimStream, *, stdin: bool, detach_keys: bytes,
+                before_close: Callable[[], Awaitable[None]] | None = None) -> str:
+    """Pump until the output ends or the client detaches; returns "exit", "detach" or "gone".
+
+    ``before_close`` runs after the output ended and before the client's connection is closed
+    (exec waits there for the exit code, which clients read as soon as the stream ends)."""
     watch = _DetachWatch(detach_keys if stdin else b"")
     outcome = "exit"
 
@@ -104,5 +109,8 @@ async def relay(client: Hijacked, stream: ShimStream, *, stdin: bool, detach_key
             with contextlib.suppress(BaseException):
                 await t
         await stream.close()
+        if before_close is not None and outcome == "exit":
+            with contextlib.suppress(Exception):
+                await before_close()
         await client.close()
     return outcome

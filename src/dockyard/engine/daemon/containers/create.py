@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.engine.daemon import names
 from dockyard.engine.daemon.containers.model import Container
-from dockyard.engine.daemon.spec import merge_image_config
+from dockyard.engine.daemon.spec import adapt_host_config, merge_image_config
+from dockyard.engine.daemon.spec.build import container_hostname
 from dockyard.engine.daemon.spec.mounts import MountPoint, parse_mounts
 from dockyard.engine.daemon.timefmt import now_rfc3339
 from dockyard.errors import InvalidArgument, NotFound
@@ -139,11 +140,10 @@ async def build_container(daemon: Daemon, name: str, body: dict[str, Any]) -> tu
     if not (merged.get("Entrypoint") or merged.get("Cmd")):
         raise InvalidArgument("No command specified")
     mounts = parse_mounts(merged, hc)
-    hc = normalize_host_config(daemon, hc)
+    hc = normalize_host_config(daemon, adapt_host_config(hc, shm_size=daemon.config.default_shm_size))
     cid = names.new_id()
     argv = list(merged.get("Entrypoint") or []) + list(merged.get("Cmd") or [])
-    if not merged.get("Hostname"):
-        merged["Hostname"] = cid[:12]
+    merged["Hostname"] = container_hostname(cid, merged, hc)
     for key, default in (("Domainname", ""), ("User", ""), ("AttachStdin", False), ("AttachStdout", False),
                          ("AttachStderr", False), ("Tty", False), ("OpenStdin", False), ("StdinOnce", False),
                          ("Env", None), ("Cmd", None), ("Image", image_ref), ("Volumes", None), ("WorkingDir", ""),

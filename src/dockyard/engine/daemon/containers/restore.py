@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from dockyard.engine.daemon.containers import task
+from dockyard.engine.daemon.containers import initlayer, task
 from dockyard.engine.daemon.timefmt import now_rfc3339, parse_rfc3339
 from dockyard.errors import DockyardError
 from dockyard.supervisor.shim.client import ShimClient
@@ -48,7 +48,7 @@ async def _restore_one(svc: ContainerService, c: Container) -> None:
         c.set_exited(int(c.state.get("ExitCode") or 0), c.state.get("FinishedAt") or now_rfc3339())
         svc.store.save(c)
         return
-    client = ShimClient(paths.socket)
+    client = ShimClient(paths.socket, paths.exit_file)
     try:
         state = await asyncio.wait_for(client.state(), 5)
     except (DockyardError, OSError, asyncio.TimeoutError):
@@ -76,14 +76,17 @@ def _after(a: object, b: object) -> bool:
 
 
 def _drop_orphan_snapshots(svc: ContainerService) -> None:
+    """Snapshots named after a container that has no record (kill -9 during create)."""
     sn = svc.daemon.images.snapshotter(svc.daemon.snapshotter_name)
-    known = {c.snapshot_key for c in svc.store} | {c.id for c in svc.store}
-    for info in list(sn.walk()):
-        key = info.key
-        if len(key) == 64 and all(ch in "0123456789abcdef" for ch in key) and key not in known \
-                and str(getattr(info, "kind", "")).lower().endswith("active"):
-            try:
-                sn.remove(key)
-                log.info("removed the snapshot of never-recorded container %s", key[:12])
-            except DockyardError:
-                pass
+    known = {c.id for c in svc.store}
+    orphans = set()
+    for info in sn.walk():
+        owner = info.key.split("-", 1)[0]
+        if len(owner) == 64 and all(ch in "0123456789abcdef" for ch in owner) and owner not in known:
+            orphans.add(owner)
+    for owner in orphans:
+        try:
+            initlayer.remove_container(sn, owner)
+            log.info("removed the snapshots of never-recorded container %s", owner[:12])
+        except DockyardError as e:
+            log.warning("could not remove the snapshots of %s: %s", owner[:12], e)

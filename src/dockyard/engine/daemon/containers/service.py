@@ -15,7 +15,7 @@ import signal as _signal
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from dockyard.engine.daemon.containers import task
+from dockyard.engine.daemon.containers import initlayer, task
 from dockyard.engine.daemon.containers.create import build_container, mount_point_json, pick_name
 from dockyard.engine.daemon.containers.model import Container
 from dockyard.engine.daemon.containers.store import ContainerStore
@@ -118,17 +118,17 @@ class ContainerService:
 
         def prepare() -> None:
             parent = images.unpack(c.image_id, sn_name)
-            images.snapshotter(sn_name).prepare(c.id, parent or None)
+            initlayer.prepare_container(images.snapshotter(sn_name), c.id, parent or None)
 
         await self.daemon.run_blocking(prepare)
         c.snapshot_key = c.id
         try:
             resolved = [await self._resolve_volume(c, m) for m in mounts]
             c.mount_specs = [dataclasses.asdict(m) for m in resolved]
-            c.mount_points = [mount_point_json(m) for m in resolved]
+            c.mount_points = [mount_point_json(m) for m in resolved if m.listed]
             self.store.add(c)
         except BaseException:
-            await self.daemon.run_blocking(images.snapshotter(sn_name).remove, c.id)
+            await self.daemon.run_blocking(initlayer.remove_container, images.snapshotter(sn_name), c.id)
             raise
         self.emit(c, "create")
         return c, []
@@ -183,7 +183,7 @@ class ContainerService:
             await self._undo_start(c, paths, mounted)
             self._record_start_failure(c, e)
             raise
-        client = ShimClient(info.socket)
+        client = ShimClient(info.socket, paths.exit_file)
         self.shims[c.id] = client
         await self._connect_pending(c, client)
         try:
@@ -520,10 +520,7 @@ class ContainerService:
         await self.daemon.run_blocking(task.unmount_rootfs, paths)
         await self.daemon.run_blocking(task.remove_bundle, paths)
         sn = self.daemon.images.snapshotter(self.daemon.snapshotter_name)
-        try:
-            await self.daemon.run_blocking(sn.remove, c.snapshot_key)
-        except NotFound:
-            pass
+        await self.daemon.run_blocking(initlayer.remove_container, sn, c.snapshot_key)
         self.store.delete(c)
         code = int(c.state.get("ExitCode") or 0)
         for m in c.mount_points:

@@ -18,6 +18,7 @@ from dockyard.engine.daemon.containers import etcfiles
 from dockyard.engine.daemon.containers.model import Container
 from dockyard.engine.daemon.spec import SpecInput, build_spec
 from dockyard.engine.daemon.spec.mounts import MountPoint, prepare_bind_sources
+from dockyard.engine.daemon.spec.process import prepare_working_dir
 from dockyard.errors import InvalidArgument
 from dockyard.supervisor.snapshots import mount_all, unmount_all
 
@@ -96,6 +97,7 @@ def build_bundle(daemon: Daemon, c: Container, paths: Paths, mounts: list[MountP
     c.paths.update(etcfiles.write_all(paths.dir, c.config, c.host_config, host_net))
     c.paths["LogPath"] = paths.log if (c.host_config.get("LogConfig") or {}).get("Type") != "none" else ""
     prepare_bind_sources(mounts)
+    prepare_working_dir(paths.rootfs, c.config.get("WorkingDir"))
     parent = c.host_config.get("CgroupParent") or daemon.config.cgroup_parent
     image_config = _image_config(daemon, c)
     spec = build_spec(SpecInput(
