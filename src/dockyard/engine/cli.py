@@ -64,9 +64,9 @@ async def serve(config: DaemonConfig) -> None:
     from dockyard.engine.server.app import create_app
 
     write_pidfile(config.pidfile)
-    listeners: list[Listener] = open_listeners(config, log=_log)
     daemon = Daemon(config)
-    await daemon.start()
+    await daemon.start()  # containers restored before the API answers, as with dockerd
+    listeners: list[Listener] = open_listeners(config, log=_log)
     app = create_app(daemon, all_routers())
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()

@@ -92,3 +92,17 @@ def unmount_all(target: str, *, detach: bool = False) -> None:
             if e.errno in (errno.EINVAL, errno.ENOENT):
                 return
             raise
+
+
+def is_mountpoint(path: str) -> bool:
+    """Whether something is mounted on ``path`` (bind mounts on the same filesystem included)."""
+    target = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                mount_point = line.split(" ", 5)[4]
+                if mount_point.encode().decode("unicode_escape") == target:
+                    return True
+    except OSError:
+        return False
+    return False

@@ -45,6 +45,7 @@ class Daemon:
         self.images = ImageService(os.path.join(config.data_root, "images"))
         self.snapshotter_name = "native" if config.storage_driver == "vfs" else "overlayfs"
         self.events = EventBus()
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.volumes = VolumeService(self)
         self.containers = ContainerService(self)
         from dockyard.engine.daemon.containers.execs import ExecService
@@ -67,6 +68,8 @@ class Daemon:
         return await loop.run_in_executor(self._store_thread, functools.partial(fn, *args, **kwargs))
 
     async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.events.bind(self.loop)
         await self.containers.restore()
 
     async def shutdown(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -18,17 +19,29 @@ class EventBus:
     def __init__(self) -> None:
         self.backlog: deque[Event] = deque(maxlen=BACKLOG)
         self.subscribers: set[asyncio.Queue[Event]] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop subscribers live on; emit() from other threads hands the event over to it."""
+        self.loop, self._loop_thread = loop, threading.get_ident()
 
     def emit(self, type: str, action: str, actor_id: str, attributes: dict[str, str] | None = None) -> Event:
         ns = time.time_ns()
         event: Event = {"Type": type, "Action": action, "Actor": {"ID": actor_id, "Attributes": dict(attributes or {})},
                         "scope": "local", "time": ns // 1_000_000_000, "timeNano": ns}
-        if type == "container":  # the legacy fields the 20.10 CLI still reads
+        if type in ("container", "image"):  # the legacy fields the 20.10 CLI still reads
             event = {"status": action, "id": actor_id, "from": (attributes or {}).get("image", ""), **event}
+        if self.loop is not None and threading.get_ident() != self._loop_thread:
+            self.loop.call_soon_threadsafe(self._publish, event)
+        else:
+            self._publish(event)
+        return event
+
+    def _publish(self, event: Event) -> None:
         self.backlog.append(event)
         for q in list(self.subscribers):
             q.put_nowait(event)
-        return event
 
     @property
     def listeners(self) -> int:

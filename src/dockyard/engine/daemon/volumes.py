@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dockyard.engine.daemon import filters as flt
+from dockyard.kernel.mount import is_mountpoint as is_mount_point
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.supervisor.snapshots.copy import copy_tree
 
@@ -80,16 +81,6 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def is_mount_point(path: str) -> bool:
-    """Whether something is mounted on ``path`` (mountinfo: a bind mount from the same fs counts)."""
-    wanted = path.replace(" ", "\\040")
-    try:
-        with open("/proc/self/mountinfo") as f:
-            return any(line.split()[4] == wanted for line in f)
-    except OSError:
-        return os.path.ismount(path)
 
 
 def dir_size(path: str) -> int:

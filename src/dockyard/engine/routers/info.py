@@ -73,7 +73,7 @@ def cgroup_features(root: str = CGROUP_ROOT) -> dict[str, Any]:
     if cgroups.detect(root) == 2:
         controllers = set(_read(os.path.join(root, "cgroup.controllers")).split())
         has = controllers.__contains__
-        swap = any(os.path.exists(os.path.join(d, "memory.swap.max")) for d, _, _ in _walk_one(root))
+        swap = any(os.path.exists(os.path.join(d, "memory.swap.max")) for d in _children(root))
         return {"CgroupVersion": "2", "MemoryLimit": has("memory"), "SwapLimit": has("memory") and swap,
                 "KernelMemory": False, "KernelMemoryTCP": False, "CpuCfsPeriod": has("cpu"),
                 "CpuCfsQuota": has("cpu"), "CPUShares": has("cpu"), "CPUSet": has("cpuset"),
@@ -90,10 +90,10 @@ def cgroup_features(root: str = CGROUP_ROOT) -> dict[str, Any]:
             "PidsLimit": present("pids"), "OomKillDisable": present("memory", "memory.oom_control")}
 
 
-def _walk_one(root: str) -> list[tuple[str, list[str], list[str]]]:
-    """``root`` and its direct children (memory.swap.max lives below the root cgroup)."""
+def _children(root: str) -> list[str]:
+    """Direct child cgroups of ``root`` (memory.swap.max exists only below the root cgroup)."""
     try:
-        return [(os.path.join(root, e.name), [], []) for e in os.scandir(root) if e.is_dir()]
+        return [e.path for e in os.scandir(root) if e.is_dir()]
     except OSError:
         return []
 

@@ -60,15 +60,16 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return error_response(404, "page not found")
     except web.HTTPException:
         raise
-    except (ConnectionResetError, BrokenPipeError):
-        raise
+    except ConnectionError as e:  # the client went away mid-stream: nothing to answer, nothing leaked
+        log.debug("%s %s: client gone: %s", request.method, request.path, e)
+        return web.Response(status=500)
     except Exception as e:  # the daemon never dies on a request
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, f"{type(e).__name__}: {e}")
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("Server", v.SERVER_HEADER)
+    response.headers["Server"] = v.SERVER_HEADER
     response.headers.setdefault("Api-Version", v.API_VERSION)
     response.headers.setdefault("Ostype", "linux")
 

@@ -54,6 +54,9 @@ async def _restore_one(svc: ContainerService, c: Container) -> None:
     except (DockyardError, OSError, asyncio.TimeoutError):
         state = None
     if state is not None:
+        for m in c.mount_specs:  # volume reference counts live in memory: count this container again
+            if m["type"] == "volume":
+                await svc.daemon.run_blocking(svc.daemon.volumes.mount, m["name"], c.id)
         svc.shims[c.id] = client
         svc.stopped[c.id] = asyncio.Event()
         svc.monitors[c.id] = asyncio.create_task(svc._monitor(c, client))

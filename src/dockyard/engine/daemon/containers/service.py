@@ -138,7 +138,7 @@ class ContainerService:
             return m
         vols = self.daemon.volumes
         if m.name:
-            info = await self.daemon.run_blocking(vols.create, m.name, m.driver or "local", {}, {})
+            info = await self.daemon.run_blocking(vols.create, m.name, m.driver or "local", None, None)
         else:
             info = await self.daemon.run_blocking(vols.create_anonymous)
         return dataclasses.replace(m, name=info["Name"], source=info["Mountpoint"], driver=info["Driver"])

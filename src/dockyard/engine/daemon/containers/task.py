@@ -20,6 +20,7 @@ from dockyard.engine.daemon.spec import SpecInput, build_spec
 from dockyard.engine.daemon.spec.mounts import MountPoint, prepare_bind_sources
 from dockyard.engine.daemon.spec.process import prepare_working_dir
 from dockyard.errors import InvalidArgument
+from dockyard.kernel.mount import is_mountpoint
 from dockyard.supervisor.snapshots import mount_all, unmount_all
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class Paths:
 def mount_rootfs(daemon: Daemon, c: Container, paths: Paths) -> None:
     """Blocking: mount the container's snapshot at paths.rootfs (idempotent)."""
     os.makedirs(paths.rootfs, exist_ok=True)
-    if os.path.ismount(paths.rootfs):
+    if is_mountpoint(paths.rootfs):
         return
     mounts = daemon.images.snapshotter(daemon.snapshotter_name).mounts(c.snapshot_key)
     mount_all(mounts, paths.rootfs)
@@ -65,8 +66,7 @@ def mount_rootfs(daemon: Daemon, c: Container, paths: Paths) -> None:
 def unmount_rootfs(paths: Paths) -> None:
     """Blocking: unmount the rootfs if mounted (lazily if busy)."""
     try:
-        if os.path.ismount(paths.rootfs):
-            unmount_all(paths.rootfs, detach=True)
+        unmount_all(paths.rootfs, detach=True)
     except OSError:
         pass
 
