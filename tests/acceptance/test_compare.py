@@ -9,6 +9,8 @@ deterministic. Maps keyed by data (labels, env) hold the same data on both.
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -80,12 +82,14 @@ def _json(engine: Engine, *args: str) -> Any:
 
 
 def test_container_inspect_shape(pair, tmp_path):
-    found = []
+    names = []
     for e in pair.engines:
         vol = e.new_volume()
-        name = e.run_d("-e", "A=1", "-l", "k=v", "-v", f"{vol}:/data", "-v", f"{tmp_path}:/mnt", "-w", "/tmp",
-                       "--health-cmd", "true", "--health-interval", "1s", "busybox", "sleep", "60")
-        e.wait_for("a health probe", lambda e=e, n=name: e.inspect(n, "{{len .State.Health.Log}}") != "0")
+        names.append(e.run_d("-e", "A=1", "-l", "k=v", "-v", f"{vol}:/data", "-v", f"{tmp_path}:/mnt", "-w", "/tmp",
+                             "--health-cmd", "true", "--health-interval", "1s", "busybox", "sleep", "60"))
+    time.sleep(2.5)  # a health probe or two on both (no template wait: it would stop at a missing field)
+    found = []
+    for e, name in zip(pair.engines, names):
         data = _json(e, "inspect", name)[0]
         data["Mounts"].sort(key=lambda m: m["Destination"])  # the order is not part of the API
         found.append(data)
@@ -157,8 +161,6 @@ def test_info_and_version_shape(pair):
 
 
 def test_event_and_exec_inspect_shape(pair):
-    import time
-
     events, execs = [], []
     for e in pair.engines:
         since = str(int(time.time()) - 1)
@@ -198,3 +200,44 @@ def test_error_output_identical(pair, args):
             assert 'exec: "no-such-cmd": executable file not found in $PATH: unknown' in r.stderr, r
         return
     assert errors(got.stderr) == errors(ref.stderr) and got.stdout == ref.stdout, (ref, got)
+
+
+STATE_ERRORS = [
+    ("pause", "{paused}"), ("unpause", "{up}"), ("exec", "{paused}", "true"), ("pause", "{done}"),
+    ("exec", "{done}", "true"), ("rename", "{done}", "{up}"), ("kill", "-s", "BOGUS", "{up}"), ("kill", "{done}"),
+    ("rm", "{up}"), ("start", "acc-nx1", "acc-nx2"), ("rm", "-f", "acc-nx3"), ("volume", "create", "bad name"),
+    ("run", "--rm", "--memory", "1k", "busybox", "true"), ("run", "--rm", "--cpus", "99", "busybox", "true"),
+    ("run", "--rm", "--user", "nosuchuser", "busybox", "true"),
+    ("run", "--rm", "--workdir", "relative", "busybox", "true"),
+    ("run", "--rm", "-v", "bad name:/x", "busybox", "true"),
+    ("run", "--rm", "--restart", "bogus", "busybox", "true"),
+    ("create", "--name", "{up}", "busybox"),
+]
+
+
+def _normalize(text: str, names: dict[str, str]) -> str:
+    from tests.acceptance.conftest import errors
+
+    text = errors(text)
+    for placeholder, name in names.items():
+        text = text.replace(name, f"<{placeholder}>")
+    return re.sub(r"\b[0-9a-f]{64}\b|\b[0-9a-f]{12}\b", "<id>", text)
+
+
+def test_errors_in_each_state_identical(pair):
+    """Daemon-side refusals (wrong state, bad option) read the same, ids and names aside."""
+    seen: list[list[tuple[int, str, str]]] = []
+    for e in pair.engines:
+        names = {"up": e.run_d("busybox", "sleep", "60"), "paused": e.run_d("busybox", "sleep", "60"),
+                 "done": e.new_name()}
+        e.ok("run", "--name", names["done"], "busybox", "true")
+        e.ok("pause", names["paused"])
+        results = []
+        for cmd in STATE_ERRORS:
+            r = e.docker(*(arg.format(**names) for arg in cmd))
+            results.append((r.rc, _normalize(r.stdout, names), _normalize(r.stderr, names)))
+        e.ok("unpause", names["paused"])
+        seen.append(results)
+    diffs = [f"docker {' '.join(cmd)}:\n  dockerd:   {ref}\n  dockyardd: {got}"
+             for cmd, ref, got in zip(STATE_ERRORS, *seen) if ref != got]
+    assert not diffs, f"{len(diffs)} of {len(STATE_ERRORS)} differ:\n" + "\n".join(diffs)

@@ -118,7 +118,7 @@ def make_container(tmp: Path, healthcheck: dict[str, Any] | None, **config: Any)
     spec = {"process": {"args": ["sleep", "1000"], "env": ["PATH=/bin", "HOSTNAME=x"], "cwd": "/",
                         "user": {"uid": 0, "gid": 0}, "capabilities": {"bounding": ["CAP_CHOWN"]}}}
     (bundle / "config.json").write_text(json.dumps(spec))
-    cfg = {"Hostname": "x", "Env": ["PATH=/bin", "FOO=bar"], "WorkingDir": "", "User": "", **config}
+    cfg: dict[str, Any] = {"Hostname": "x", "Env": ["PATH=/bin", "FOO=bar"], "WorkingDir": "", "User": "", **config}
     if healthcheck is not None:
         cfg["Healthcheck"] = healthcheck
     c = Container(id=cid, name="/t", created=rfc3339_nano(now_ns()), image_id="sha256:" + "1" * 64,
@@ -140,8 +140,9 @@ def test_probe_command_kinds() -> None:
     assert probe_command({"Healthcheck": {"Test": ["CMD-SHELL", "exit 1"]}}) == ["/bin/sh", "-c", "exit 1"]
     assert probe_command({"Shell": ["/bin/ash", "-e", "-c"], "Healthcheck": {"Test": ["CMD-SHELL", "x"]}}) == \
         ["/bin/ash", "-e", "-c", "x"]
-    for cfg in ({}, {"Healthcheck": None}, {"Healthcheck": {"Test": []}}, {"Healthcheck": {"Test": ["NONE"]}},
-                {"Healthcheck": {"Test": ["BOGUS", "x"]}}):
+    none: list[dict[str, Any]] = [{}, {"Healthcheck": None}, {"Healthcheck": {"Test": []}},
+                                  {"Healthcheck": {"Test": ["NONE"]}}, {"Healthcheck": {"Test": ["BOGUS", "x"]}}]
+    for cfg in none:
         assert probe_command(cfg) is None
 
 

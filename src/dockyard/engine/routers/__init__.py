@@ -6,15 +6,9 @@ from dockyard.engine.server.router import Router
 
 
 def all_routers() -> list[Router]:
-    from dockyard.engine.routers import container_io, containers, execs, system
+    from dockyard.engine.routers import container_io, containers, execs, images, info, networks, system, volumes
 
     router = Router()
-    for module in (system, containers, container_io, execs):
-        module.add_routes(router)
-    for name in ("images", "volumes", "info"):  # written beside this one; registered when present
-        try:
-            module = __import__(f"dockyard.engine.routers.{name}", fromlist=["add_routes"])
-        except ImportError:
-            continue
+    for module in (system, info, containers, container_io, execs, images, volumes, networks):
         module.add_routes(router)
     return [router]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from dockyard.engine.daemon import archive_paths
 from dockyard.engine.daemon.archive import tar_path
@@ -28,6 +27,7 @@ from dockyard.engine.server.relay import parse_detach_keys, relay
 from dockyard.engine.server.responses import dumps, json_response
 from dockyard.engine.server.router import Router, daemon_of
 from dockyard.errors import Conflict, InvalidArgument, NotImplementedYet
+from dockyard.supervisor.shim.client import demux
 from dockyard.supervisor.shim.protocol import frame
 
 TAR = "application/x-tar"
@@ -64,6 +64,49 @@ async def attach(request: web.Request) -> web.StreamResponse:
     if outcome == "detach":
         d.containers.emit(c, "detach")
     return client
+
+
+async def attach_ws(request: web.Request) -> web.StreamResponse:
+    """The websocket variant of attach: binary messages both ways, output not multiplexed."""
+    d = daemon_of(request)
+    c = _container(request)
+    stdin, stdout, stderr = (query_bool(request, k) for k in ("stdin", "stdout", "stderr"))
+    tty = bool(c.config.get("Tty"))
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    if query_bool(request, "logs") and c.paths.get("LogPath"):
+        async for _, payload in read_logs(c.paths["LogPath"], stdout=stdout, stderr=stderr):
+            await ws.send_bytes(payload)
+    if not query_bool(request, "stream"):
+        await ws.close()
+        return ws
+    stream = await d.containers.attach_stream(c, stdin, stdout, stderr)
+    if stream is None:
+        await ws.close()
+        return ws
+
+    async def output() -> None:
+        pending = b""
+        while data := await stream.read(65536):
+            if tty:
+                await ws.send_bytes(data)
+                continue
+            frames, pending = demux(pending + data)
+            for _, payload in frames:
+                await ws.send_bytes(payload)
+
+    pump = asyncio.create_task(output())
+    try:
+        async for msg in ws:
+            if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT) and stdin:
+                data = msg.data if isinstance(msg.data, bytes) else str(msg.data).encode()
+                await stream.write(data)
+        stream.close_stdin()  # the client is gone: stop relaying (the container keeps running)
+    finally:
+        pump.cancel()
+        await stream.close()
+        await ws.close()
+    return ws
 
 
 async def logs(request: web.Request) -> web.StreamResponse:
@@ -278,6 +321,7 @@ async def changes(request: web.Request) -> web.StreamResponse:
 
 def add_routes(router: Router) -> None:
     router.add("POST", "/containers/{id}/attach", attach)
+    router.add("GET", "/containers/{id}/attach/ws", attach_ws)
     router.add("GET", "/containers/{id}/logs", logs)
     router.add("POST", "/containers/{id}/resize", resize)
     router.add("GET", "/containers/{id}/top", top_route)
@@ -288,5 +332,3 @@ def add_routes(router: Router) -> None:
     router.add("GET", "/containers/{id}/export", export)
     router.add("GET", "/containers/{id}/changes", changes)
 
-
-_ = json

@@ -11,6 +11,8 @@ from dockyard.engine.server.params import query_int, read_json
 from dockyard.engine.server.relay import parse_detach_keys, relay
 from dockyard.engine.server.responses import json_response
 from dockyard.engine.server.router import Router, daemon_of
+from dockyard.errors import DockyardError
+from dockyard.supervisor.shim.protocol import frame
 
 
 async def create(request: web.Request) -> web.StreamResponse:
@@ -31,10 +33,16 @@ async def start(request: web.Request) -> web.StreamResponse:
         await d.execs.start(e, detach=True)
         return web.Response(status=200)
     tty = bool(e.config.get("Tty"))
-    stream = await d.execs.start(e, detach=False)
     client = Hijacked(request, "application/vnd.docker.raw-stream" if tty else
                       "application/vnd.docker.multiplexed-stream")
-    await client.start()
+    await client.start()  # like dockerd: upgrade first, a failed start is reported on the stream
+    try:
+        stream = await d.execs.start(e, detach=False)
+    except DockyardError as err:
+        message = f"{err}\r\n".encode()
+        await client.send(message if tty else frame(1, message))
+        await client.close()
+        return client
     assert stream is not None
 
     async def exited() -> None:

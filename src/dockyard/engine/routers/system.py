@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 
@@ -81,12 +80,16 @@ def _image_summaries(d: object) -> list[dict[str, object]]:
     return list(fn(d)) if fn else []
 
 
+async def build_prune(request: web.Request) -> web.StreamResponse:
+    """No builder yet, so no build cache: nothing to reclaim (`docker system prune` asks anyway)."""
+    return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
+
+
 def add_routes(router: Router) -> None:
+    router.add("POST", "/build/prune", build_prune)
     router.add("GET", "/_ping", ping)
     router.add("HEAD", "/_ping", ping)
     router.add("GET", "/version", version)
     router.add("GET", "/events", events)
     router.add("GET", "/system/df", df)
 
-
-_ = os

@@ -54,9 +54,8 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         status = status_of(e)
         log.log(logging.DEBUG if status < 500 else logging.ERROR, "%s %s: %s", request.method, request.path, e)
         return error_response(status, e.message)
-    except web.HTTPNotFound:
-        return error_response(404, "page not found")
-    except web.HTTPMethodNotAllowed:
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        log.debug("%s %s: no such route", request.method, request.path)
         return error_response(404, "page not found")
     except web.HTTPException:
         raise

@@ -42,6 +42,7 @@ class Shim:
         self.execs: dict[str, Proc] = {}
         self.started = False
         self.finished = False
+        self.oom_killed = False
         self.exit_deadline = False
         self.exit_waiters: list[Conn] = []
         self.reaped: dict[int, int] = {}
@@ -189,12 +190,15 @@ class Shim:
     def _init_done(self) -> None:
         """Record the exit, remove the runtime's state, answer everyone, then leave."""
         proc = self.init
+        self.oom_killed = oom_killed(self.bundle)
         try:
-            write_exit_file(str(self.config["exit_file"]), {"exit_code": proc.status, "exited_at": proc.exited_at})
+            write_exit_file(str(self.config["exit_file"]), {"exit_code": proc.status, "exited_at": proc.exited_at,
+                                                            "oom_killed": self.oom_killed})
         except OSError as e:  # still answer the waiters: they carry the same record
             print(f"shim: cannot write the exit file: {e}", file=sys.stderr, flush=True)
         self.runtime.run(["delete", "--force"])
-        reply = protocol.encode_line(protocol.ok(exit_code=proc.status, exited_at=proc.exited_at))
+        reply = protocol.encode_line(protocol.ok(exit_code=proc.status, exited_at=proc.exited_at,
+                                                 oom_killed=self.oom_killed))
         for conn in self.exit_waiters:
             conn.send(reply)
             conn.finish()
@@ -214,6 +218,31 @@ class Shim:
                 os.unlink(str(self.config["socket"]))
             except OSError:
                 pass
+
+
+def oom_killed(bundle: str) -> bool:
+    """Whether the kernel's OOM killer struck in the container's memory cgroup (v1 or v2, cgroupfs paths).
+
+    Read before `runtime delete` removes the cgroup: the "oom_kill" counter of memory.oom_control
+    (v1) or memory.events (v2).
+    """
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            path = str((protocol.loads(f.read()).get("linux") or {}).get("cgroupsPath") or "")
+    except (OSError, ValueError):
+        return False
+    if not path.startswith("/"):
+        return False
+    for name in ("/sys/fs/cgroup/memory" + path + "/memory.oom_control", "/sys/fs/cgroup" + path + "/memory.events"):
+        try:
+            with open(name) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill" and int(value or 0) > 0:
+                        return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def _answers(path: str) -> bool:

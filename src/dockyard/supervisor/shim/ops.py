@@ -64,7 +64,8 @@ class Ops:
     def op_wait(self, conn: Conn, req: dict[str, Any]) -> None:
         shim = self.shim
         if shim.finished:
-            self.reply(conn, exit_code=shim.init.status, exited_at=shim.init.exited_at)
+            self.reply(conn, exit_code=shim.init.status, exited_at=shim.init.exited_at,
+                       oom_killed=getattr(shim, "oom_killed", False))
             conn.finish()
         else:
             shim.exit_waiters.append(conn)

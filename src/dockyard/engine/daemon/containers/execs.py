@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from dockyard.engine.daemon import names
 from dockyard.engine.daemon.containers.model import Container
 from dockyard.engine.daemon.spec import exec_process
-from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound
 from dockyard.supervisor.shim.client import ShimStream
 
 if TYPE_CHECKING:
@@ -78,7 +78,12 @@ class ExecService:
         process = exec_process(spec, e.config, os.path.join(self.daemon.containers.store.dir(c.id), "rootfs"),
                                container_config=c.config, host_config=c.host_config)
         e.started = True
-        pid, stream = await shim.exec(e.id, process, detach=detach, stdin=bool(e.config.get("AttachStdin")))
+        try:
+            pid, stream = await shim.exec(e.id, process, detach=detach, stdin=bool(e.config.get("AttachStdin")))
+        except DockyardError as err:  # dockerd: the exec "ran" and failed with 126
+            e.exit_code = 126
+            e.done.set()
+            raise DockyardError(f"OCI runtime exec failed: exec failed: {err}: unknown") from None
         e.pid, e.running = pid, True
         self.daemon.containers.emit(c, f"exec_start: {' '.join(e.config['Cmd'])}", execID=e.id)
         asyncio.create_task(self._watch(e, shim))

@@ -64,7 +64,8 @@ async def _restore_one(svc: ContainerService, c: Container) -> None:
         return
     record = task.read_exit_file(paths)
     if record is not None and _after(record.get("exited_at"), c.state.get("StartedAt")):
-        await svc._handle_exit(c, int(record.get("exit_code", 255)), str(record.get("exited_at")))
+        await svc._handle_exit(c, int(record.get("exit_code", 255)), str(record.get("exited_at")),
+                               oom=bool(record.get("oom_killed")))
         return
     log.warning("container %s: no shim and no exit record; killing what is left", c.short_id)
     await svc._reap_orphan(c)

@@ -278,7 +278,7 @@ class ContainerService:
                 result = {"exit_code": 255, "exited_at": now_rfc3339(), "error": "the container's shim died"}
                 break
         await self._handle_exit(c, int(result.get("exit_code", 255)), str(result.get("exited_at") or now_rfc3339()),
-                                str(result.get("error") or ""))
+                                str(result.get("error") or ""), oom=bool(result.get("oom_killed")))
 
     async def _reap_orphan(self, c: Container) -> None:
         rt = self.daemon.runtime(c.runtime)
@@ -289,7 +289,8 @@ class ContainerService:
         await asyncio.sleep(0.1)
         await rt.delete(c.id)
 
-    async def _handle_exit(self, c: Container, code: int, exited_at: str, error: str = "") -> None:
+    async def _handle_exit(self, c: Container, code: int, exited_at: str, error: str = "", *,
+                           oom: bool = False) -> None:
         paths = self.paths(c)
         self.shims.pop(c.id, None)
         self.monitors.pop(c.id, None)
@@ -301,11 +302,13 @@ class ContainerService:
                     pass
         await self.daemon.run_blocking(task.unmount_rootfs, paths)
         await self.daemon.run_blocking(task.remove_bundle, paths)
-        c.set_exited(code, exited_at, error=error)
+        c.set_exited(code, exited_at, error=error, oom=oom)
         restart = self._should_restart(c, code)
         if restart:
             c.set_restarting()
         self.store.save(c)
+        if oom:
+            self.emit(c, "oom")
         self.emit(c, "die", exitCode=str(code))
         self.stopped_event(c).set()
         result = {"StatusCode": code, "Error": {"Message": error} if error else None}
@@ -368,7 +371,10 @@ class ContainerService:
 
     # -- signals, stop, wait ---------------------------------------------------------------------
     async def kill(self, ref: str, sig: str | int | None) -> None:
-        c = self.get(ref)
+        try:
+            c = self.get(ref)
+        except NotFound as e:
+            raise NotFound(f"Cannot kill container: {ref}: {e}", id=ref) from None
         signum = parse_signal(sig)
         if not c.running or c.state.get("Restarting"):
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
