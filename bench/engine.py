@@ -45,7 +45,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 from tests.support import hostclean  # noqa: E402
-from tests.support.dockerd import DockerDaemon, find_runtime_binary  # noqa: E402
+from tests.support.dockerd import DockerDaemon, _owned_by_root, find_runtime_binary  # noqa: E402
 from tests.support.dockyardd import DockyardDaemon  # noqa: E402
 
 GAP = 0.2  # pause before each timed run: no run inherits the previous one's warm state (see runtime_start.py)
@@ -64,12 +64,17 @@ class QuietDockyardDaemon(DockyardDaemon):
 
 
 # -- processes -----------------------------------------------------------------------------------
-def _read(path: str) -> str:
+def _kb(path: str, field: str) -> int:
+    """A ``kB`` line of a /proc file (status: VmRSS, VmHWM; smaps_rollup: Pss); 0 if the process is gone."""
     try:
-        with open(path, errors="replace") as f:
-            return f.read()
+        with open(path) as f:
+            return next((int(line.split()[1]) for line in f if line.startswith(field + ":")), 0)
     except OSError:
-        return ""
+        return 0
+
+
+def rss_kb(pid: int) -> int:
+    return _kb(f"/proc/{pid}/status", "VmRSS")
 
 
 def cmdline(pid: int) -> list[str]:
@@ -80,29 +85,16 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
-def status_kb(pid: int, field: str) -> int:
-    """A ``kB`` field of /proc/PID/status (VmRSS, VmHWM); 0 if the process is gone."""
-    for line in _read(f"/proc/{pid}/status").splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def pss_kb(pid: int) -> int:
-    for line in _read(f"/proc/{pid}/smaps_rollup").splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1])
-    return 0
-
-
 def all_pids() -> list[int]:
     return [int(e) for e in os.listdir("/proc") if e.isdigit()]
 
 
 def ppid(pid: int) -> int:
-    stat = _read(f"/proc/{pid}/stat")
-    fields = stat.rpartition(")")[2].split()
-    return int(fields[1]) if len(fields) > 1 else 0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rpartition(")")[2].split()[1])
+    except (OSError, IndexError):
+        return 0
 
 
 def tree(roots: list[int]) -> list[int]:
@@ -173,14 +165,8 @@ def busybox_layer(work: str) -> bytes:
     rootfs = os.path.join(work, "busybox-rootfs")
     make_rootfs(rootfs)
     buf = io.BytesIO()
-
-    def root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.uid = info.gid = 0
-        info.uname = info.gname = "root"
-        return info
-
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(rootfs, arcname=".", filter=root_owned)
+        tar.add(rootfs, arcname=".", filter=_owned_by_root)
     shutil.rmtree(rootfs)
     return buf.getvalue()
 
@@ -205,7 +191,7 @@ def time_cli(daemon: Daemon, *args: str) -> float:
 
 def rss_of_engine(who: str, daemon: Daemon) -> dict[str, int]:
     """VmRSS (kB) per daemon process, children included (none when idle)."""
-    return {name: sum(status_kb(p, "VmRSS") for p in tree([pid])) for name, pid in engine_pids(who, daemon).items()}
+    return {name: sum(rss_kb(p) for p in tree([pid])) for name, pid in engine_pids(who, daemon).items()}
 
 
 def shim_overhead(who: str, daemon: Daemon, runtime: str) -> dict[str, int]:
@@ -214,7 +200,7 @@ def shim_overhead(who: str, daemon: Daemon, runtime: str) -> dict[str, int]:
     try:
         time.sleep(1.0)
         pid = shim_pid(who, daemon, cid)
-        return {"rss": status_kb(pid, "VmRSS"), "pss": pss_kb(pid), "hwm": status_kb(pid, "VmHWM")}
+        return {"rss": rss_kb(pid), "pss": _kb(f"/proc/{pid}/smaps_rollup", "Pss")}
     finally:
         cli(daemon, "rm", "-f", cid)
 

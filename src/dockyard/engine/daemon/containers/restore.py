@@ -60,6 +60,7 @@ async def _restore_one(svc: ContainerService, c: Container) -> None:
         svc.shims[c.id] = client
         svc.stopped[c.id] = asyncio.Event()
         svc.monitors[c.id] = asyncio.create_task(svc._monitor(c, client))
+        svc.health.start(c)
         log.info("container %s: reconnected to its shim", c.short_id)
         return
     record = task.read_exit_file(paths)

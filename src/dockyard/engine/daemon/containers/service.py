@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.engine.daemon.containers import initlayer, task
 from dockyard.engine.daemon.containers.create import build_container, mount_point_json, pick_name
+from dockyard.engine.daemon.containers.health import HealthMonitors
 from dockyard.engine.daemon.containers.model import Container
 from dockyard.engine.daemon.containers.store import ContainerStore
 from dockyard.engine.daemon.spec.mounts import MountPoint
@@ -73,6 +74,7 @@ class ContainerService:
         self.locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.restarts: dict[str, asyncio.Task[None]] = {}
         self.removing: set[str] = set()
+        self.health = HealthMonitors(self)
 
     # -- lookups --------------------------------------------------------------------------------
     def get(self, ref: str) -> Container:
@@ -196,6 +198,7 @@ class ContainerService:
             self._record_start_failure(c, e)
             raise
         c.set_running(info.pid, now_rfc3339())
+        self.health.start(c)
         self.stopped[c.id] = asyncio.Event()
         self.store.save(c)
         self.emit(c, "start")
@@ -291,6 +294,7 @@ class ContainerService:
 
     async def _handle_exit(self, c: Container, code: int, exited_at: str, error: str = "", *,
                            oom: bool = False) -> None:
+        self.health.stop(c)
         paths = self.paths(c)
         self.shims.pop(c.id, None)
         self.monitors.pop(c.id, None)
@@ -473,6 +477,7 @@ class ContainerService:
             raise Conflict(f"Container {c.id} is already paused")
         await self.daemon.runtime(c.runtime).pause(c.id)
         c.set_paused(True)
+        self.health.stop(c)
         self.store.save(c)
         self.emit(c, "pause")
 
@@ -482,6 +487,7 @@ class ContainerService:
             raise Conflict(f"Container {c.id} is not paused")
         await self.daemon.runtime(c.runtime).resume(c.id)
         c.set_paused(False)
+        self.health.start(c, reset=False)
         self.store.save(c)
         self.emit(c, "unpause")
 
@@ -521,6 +527,7 @@ class ContainerService:
             self.removing.discard(c.id)
 
     async def _destroy(self, c: Container, volumes: bool) -> None:
+        self.health.stop(c)
         paths = self.paths(c)
         await self.daemon.runtime(c.runtime).delete(c.id)
         await self.daemon.run_blocking(task.unmount_rootfs, paths)
@@ -569,6 +576,7 @@ class ContainerService:
         await restore(self)
 
     async def shutdown(self, *, live_restore: bool) -> None:
+        self.health.stop_all()
         for t in list(self.restarts.values()):
             t.cancel()
         if not live_restore:
