@@ -1,25 +1,22 @@
-"""dockyardd (our Docker engine) vs the real dockerd 20.10 + containerd, driven by the same docker CLI.
+"""dockyardd (our Docker engine) vs the real dockerd 20.10 + containerd, driven by the same docker CLI 28.
 
-Both engines run privately in this process's temp dirs (tests/support/dockyardd.py and dockerd.py),
-at the same log level (info), each with the same busybox image (`docker import` of a static-busybox
-rootfs, CMD ["sh"], as DockerDaemon.load_busybox does), and the same OCI runtime (``--runtime``,
-passed explicitly to every `docker run`: runc by default, or `dockyard` = dockyard-runtime). Measured:
-
-1. `docker run --rm busybox true`: wall time of the CLI, alternating engines run by run after 2
-   untimed warm-ups each, with a pause before each run (GAP); median and p90, ratio ours/dockerd.
-2. Engine idle RSS: sum of VmRSS of the engine's process tree (dockyardd; dockerd + containerd)
-   right after start + image import + version/ps/images + the warm-ups, again after all runs and
-   after the bursts. `docker version` is timed too: the CLI floor under any `docker run`.
-3. Per-container overhead: VmRSS (and PSS) of the shim of one `sleep 1000` container:
-   `python -m dockyard.supervisor.shim` vs containerd-shim-runc-v2.
-4. Burst: ``--burst`` `docker run -d busybox sleep 300` CLIs started at once from a thread pool;
-   wall time until every CLI returned and `docker ps` lists them all running; then `docker rm -f`.
-   (sleep 300, not 60: a slow burst must not see its first containers exit before the last start.)
+Both engines run privately in temp dirs (tests/support/dockyardd.py, dockerd.py) at log level info, each
+with busybox from `docker import` of a static-busybox rootfs (as DockerDaemon.load_busybox) and the same
+OCI runtime, passed to every `docker run` (``--runtime``: runc, or dockyard = dockyard-runtime). Measured:
+1. `docker run --rm busybox true`: CLI wall time, engines alternating run by run after 2 untimed warm-ups,
+   a pause (GAP) before each run; median, p90, ratio ours/dockerd; `docker version` as the CLI floor.
+2. Engine RSS: VmRSS of the engine's process tree (dockyardd; dockerd + containerd) after start + import
+   + 4 queries + the warm-ups, again after all runs and after the bursts.
+3. Per-container overhead: VmRSS (and PSS) of one `sleep 1000` container's shim: our
+   dockyard.supervisor.shim vs containerd-shim-runc-v2.
+4. Burst: ``--burst`` CLIs `docker run -d busybox sleep 300` at once (thread pool): seconds until all
+   returned and `docker ps` lists them running (sleep 300, not 60, so a slow burst never sees its first
+   containers exit); then one `docker rm -f` of them all, timed, failures counted and retried.
 
     python bench/engine.py [--runs 15] [--burst 50] [--burst-rounds 2] [--runtime runc|dockyard] [--record]
 
-``--record`` appends the result to docs/benchmarks.md with the date, machine and load average.
-Everything started (daemons, containers, mounts, cgroups) is removed on exit, also on failure.
+--record appends the result to docs/benchmarks.md (date, machine, load average). Daemons, containers,
+mounts and cgroups are removed on exit, also on failure.
 """
 
 from __future__ import annotations
@@ -31,6 +28,7 @@ import io
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -73,10 +71,6 @@ def _kb(path: str, field: str) -> int:
         return 0
 
 
-def rss_kb(pid: int) -> int:
-    return _kb(f"/proc/{pid}/status", "VmRSS")
-
-
 def cmdline(pid: int) -> list[str]:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -102,11 +96,9 @@ def tree(roots: list[int]) -> list[int]:
     children: dict[int, list[int]] = {}
     for pid in all_pids():
         children.setdefault(ppid(pid), []).append(pid)
-    found, todo = [], list(roots)
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
+    found = list(roots)
+    for pid in found:  # grows while walked: breadth first
+        found.extend(children.get(pid, []))
     return found
 
 
@@ -114,19 +106,12 @@ def find_pids(match: Callable[[list[str]], bool]) -> list[int]:
     return [pid for pid in all_pids() if pid != os.getpid() and match(cmdline(pid))]
 
 
-def _is_daemon(name: str, base: str) -> Callable[[list[str]], bool]:
-    """Matches ``name`` (as argv[0], or argv[1] after an interpreter) with ``base`` in its arguments."""
-    def match(argv: list[str]) -> bool:
-        return any(os.path.basename(a) == name for a in argv[:2]) and any(base in a for a in argv)
-    return match
-
-
 def engine_pids(who: str, daemon: Daemon) -> dict[str, int]:
-    """The engine's daemon processes by name (found by command line: the daemon's own base dir)."""
-    names = ("dockyardd",) if who == "dockyardd" else ("dockerd", "containerd")
+    """The engine's daemon processes by name: ``name`` as argv[0] (or argv[1], after python) + its base dir."""
     found = {}
-    for name in names:
-        pids = find_pids(_is_daemon(name, daemon.base))
+    for name in ("dockyardd",) if who == "dockyardd" else ("dockerd", "containerd"):
+        pids = find_pids(lambda argv: any(os.path.basename(a) == name for a in argv[:2])  # noqa: B023
+                         and any(daemon.base in a for a in argv))
         if len(pids) != 1:
             raise RuntimeError(f"{who}: expected one {name} process, found {pids}")
         found[name] = pids[0]
@@ -171,19 +156,8 @@ def busybox_layer(work: str) -> bytes:
     return buf.getvalue()
 
 
-def time_run_true(daemon: Daemon, runtime: str) -> float:
-    argv = daemon.cli_argv("run", "--rm", "--runtime", runtime, IMAGE, "true")
-    start = time.perf_counter()
-    proc = subprocess.run(argv, env=daemon.cli_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, timeout=120)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"docker run --rm true failed: {proc.stderr.decode().strip()}")
-    return elapsed
-
-
 def time_cli(daemon: Daemon, *args: str) -> float:
-    """Wall time of one CLI command (the floor of any `docker run`: Go start-up + API round trips)."""
+    """Wall time of one CLI command (`docker version`: the floor under any `docker run`)."""
     start = time.perf_counter()
     cli(daemon, *args)
     return time.perf_counter() - start
@@ -191,7 +165,7 @@ def time_cli(daemon: Daemon, *args: str) -> float:
 
 def rss_of_engine(who: str, daemon: Daemon) -> dict[str, int]:
     """VmRSS (kB) per daemon process, children included (none when idle)."""
-    return {name: sum(rss_kb(p) for p in tree([pid])) for name, pid in engine_pids(who, daemon).items()}
+    return {name: sum(_kb(f"/proc/{p}/status", "VmRSS") for p in tree([pid])) for name, pid in engine_pids(who, daemon).items()}
 
 
 def shim_overhead(who: str, daemon: Daemon, runtime: str) -> dict[str, int]:
@@ -200,7 +174,7 @@ def shim_overhead(who: str, daemon: Daemon, runtime: str) -> dict[str, int]:
     try:
         time.sleep(1.0)
         pid = shim_pid(who, daemon, cid)
-        return {"rss": rss_kb(pid), "pss": _kb(f"/proc/{pid}/smaps_rollup", "Pss")}
+        return {"rss": _kb(f"/proc/{pid}/status", "VmRSS"), "pss": _kb(f"/proc/{pid}/smaps_rollup", "Pss")}
     finally:
         cli(daemon, "rm", "-f", cid)
 
@@ -296,9 +270,10 @@ def measure(args: argparse.Namespace) -> dict:
                 cli(daemon, *cmd)
         res["versions"] = {who: cli(d, "version", "--format", "{{.Server.Version}}").strip()
                            for who, d in daemons.items()}
+        run_true = ("run", "--rm", "--runtime", args.runtime, IMAGE, "true")
         for i in range(2):  # warm-ups, untimed
             for who in order(i):
-                time_run_true(daemons[who], args.runtime)
+                time_cli(daemons[who], *run_true)
         time.sleep(1.0)
         res["idle_rss"] = {who: rss_of_engine(who, d) for who, d in daemons.items()}
         times: dict[str, list[float]] = {who: [] for who in ENGINES}
@@ -306,7 +281,7 @@ def measure(args: argparse.Namespace) -> dict:
         for i in range(args.runs):
             for who in order(i):
                 time.sleep(GAP)
-                times[who].append(time_run_true(daemons[who], args.runtime))
+                times[who].append(time_cli(daemons[who], *run_true))
                 time.sleep(GAP)
                 floor[who].append(time_cli(daemons[who], "version"))
         res["times"], res["floor"] = times, floor
@@ -351,24 +326,27 @@ def _rss_cell(parts: dict[str, int]) -> str:
     return total if len(parts) == 1 else f"{total} ({' + '.join(f'{k} {_mib(v)}' for k, v in parts.items())})"
 
 
+def _row(label: str, x: dict[str, float], fmt: str, target: str = "", ratio: bool = True, bold: bool = False) -> str:
+    """One table row: both engines' values in ``fmt`` and the ratio ours/dockerd."""
+    r = f"{x['dockyardd'] / x['dockerd']:.2f}x" if ratio and x["dockerd"] else ""
+    r = f"**{r}**" if bold and r else r
+    return f"| {label} | {fmt.format(x['dockyardd'])} | {fmt.format(x['dockerd'])} | {r} | {target} |"
+
+
 def report(res: dict, args: argparse.Namespace) -> str:
-    t, shim = res["times"], res["shim"]
-    b = {w: [r["start"] for r in res["bursts"][w]] for w in ENGINES}
-    rm = {w: [r["rm"] for r in res["bursts"][w]] for w in ENGINES}
-    rm_err = {w: int(sum(r["rm_errors"] for r in res["bursts"][w])) for w in ENGINES}
-    med = {w: statistics.median(t[w]) * 1000 for w in ENGINES}
-    p90 = {w: _pct(t[w], 90) * 1000 for w in ENGINES}
-    bmed = {w: statistics.median(b[w]) for w in ENGINES}
+    def col(key: str, field: str) -> dict[str, list[float]]:
+        return {w: [r[field] for r in res[key][w]] for w in ENGINES}
+
+    def rss(key: str) -> str:
+        return " | ".join(_rss_cell(res[key][w]) for w in ENGINES)
+
+    med = statistics.median
+    ms = "{:.0f} ms"
+    starts, rms, errs = col("bursts", "start"), col("bursts", "rm"), col("bursts", "rm_errors")
     idle = {w: sum(res["idle_rss"][w].values()) for w in ENGINES}
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     runtime = "runc" if args.runtime == "runc" else "dockyard-runtime"
-    la0, la1 = res["load_before"], res["load_mid"]
-    fmed = {w: statistics.median(res["floor"][w]) * 1000 for w in ENGINES}
-    v = res["versions"]
-
-    def ratio(ours: float, theirs: float) -> str:
-        return f"{ours / theirs:.2f}x" if theirs else "-"
-
+    la0, la1, v = res["load_before"], res["load_mid"], res["versions"]
     return "\n".join([
         f"### Engine: dockyardd vs dockerd, docker CLI 28, runtime {runtime} ({when})", "",
         f"Machine: {_machine()}; load average {la0[0]:.2f}/{la0[1]:.2f}/{la0[2]:.2f} before, "
@@ -377,30 +355,24 @@ def report(res: dict, args: argparse.Namespace) -> str:
         f"log level info, `--runtime {args.runtime}` on every run, busybox from `docker import` on each. "
         f"{args.runs} alternating runs each after 2 warm-ups; {args.burst_rounds} alternating burst rounds.", "",
         "| measure | dockyardd | dockerd | ours / dockerd | target |", "|---|---|---|---|---|",
-        f"| `docker run --rm busybox true` median | {med['dockyardd']:.0f} ms | {med['dockerd']:.0f} ms | "
-        f"**{ratio(med['dockyardd'], med['dockerd'])}** | <= 0.33x |",
-        f"| same, p90 | {p90['dockyardd']:.0f} ms | {p90['dockerd']:.0f} ms | "
-        f"{ratio(p90['dockyardd'], p90['dockerd'])} | |",
-        f"| `docker version` median (CLI floor) | {fmed['dockyardd']:.0f} ms | {fmed['dockerd']:.0f} ms | "
-        f"{ratio(fmed['dockyardd'], fmed['dockerd'])} | |",
-        f"| engine RSS after start, import, 4 queries, 2 runs | {_rss_cell(res['idle_rss']['dockyardd'])} | "
-        f"{_rss_cell(res['idle_rss']['dockerd'])} | {ratio(idle['dockyardd'], idle['dockerd'])} | <= 60 MiB |",
-        f"| engine RSS after all {args.runs + 2} runs | {_rss_cell(res['after_rss']['dockyardd'])} | "
-        f"{_rss_cell(res['after_rss']['dockerd'])} | | |",
-        f"| engine RSS after the bursts | {_rss_cell(res['burst_rss']['dockyardd'])} | "
-        f"{_rss_cell(res['burst_rss']['dockerd'])} | | |",
-        f"| shim RSS, one `sleep 1000` container | {_mib(shim['dockyardd']['rss'])} | {_mib(shim['dockerd']['rss'])} | "
-        f"{ratio(shim['dockyardd']['rss'], shim['dockerd']['rss'])} | <= 10 MiB |",
-        f"| same, PSS | {_mib(shim['dockyardd']['pss'])} | {_mib(shim['dockerd']['pss'])} | "
-        f"{ratio(shim['dockyardd']['pss'], shim['dockerd']['pss'])} | |",
-        f"| {args.burst} concurrent `docker run -d busybox sleep 300` until all running, median | "
-        f"{bmed['dockyardd']:.2f} s | {bmed['dockerd']:.2f} s | **{ratio(bmed['dockyardd'], bmed['dockerd'])}** | |",
-        f"| same, each round | {', '.join(f'{x:.2f}' for x in b['dockyardd'])} s | "
-        f"{', '.join(f'{x:.2f}' for x in b['dockerd'])} s | | |",
-        f"| then one `docker rm -f` of all {args.burst}, median | {statistics.median(rm['dockyardd']):.2f} s | "
-        f"{statistics.median(rm['dockerd']):.2f} s | "
-        f"{ratio(statistics.median(rm['dockyardd']), statistics.median(rm['dockerd']))} | |",
-        f"| containers `rm -f` failed on (retried), all rounds | {rm_err['dockyardd']} | {rm_err['dockerd']} | | 0 |",
+        _row("`docker run --rm busybox true` median", {w: med(res["times"][w]) * 1e3 for w in ENGINES}, ms,
+             "<= 0.33x", bold=True),
+        _row("same, p90", {w: _pct(res["times"][w], 90) * 1e3 for w in ENGINES}, ms),
+        _row("`docker version` median (CLI floor)", {w: med(res["floor"][w]) * 1e3 for w in ENGINES}, ms),
+        _row("engine RSS after start, import, 4 queries, 2 runs", {w: idle[w] / 1024 for w in ENGINES},
+             "{:.1f} MiB", "<= 60 MiB"),
+        f"| same, per process | {rss('idle_rss')} | | |",
+        f"| engine RSS after all {args.runs + 2} runs | {rss('after_rss')} | | |",
+        f"| engine RSS after the bursts | {rss('burst_rss')} | | |",
+        _row("shim RSS, one `sleep 1000` container", {w: res["shim"][w]["rss"] / 1024 for w in ENGINES},
+             "{:.1f} MiB", "<= 10 MiB"),
+        _row("same, PSS", {w: res["shim"][w]["pss"] / 1024 for w in ENGINES}, "{:.1f} MiB"),
+        _row(f"{args.burst} concurrent `docker run -d busybox sleep 300` until all running, median",
+             {w: med(starts[w]) for w in ENGINES}, "{:.2f} s", bold=True),
+        f"| same, each round | {' | '.join(', '.join(f'{x:.2f}' for x in starts[w]) + ' s' for w in ENGINES)} | | |",
+        _row(f"then one `docker rm -f` of all {args.burst}, median", {w: med(rms[w]) for w in ENGINES}, "{:.2f} s"),
+        _row("containers `rm -f` failed on (retried), all rounds", {w: sum(errs[w]) for w in ENGINES}, "{:.0f}",
+             "0", ratio=False),
         ""])
 
 
@@ -414,6 +386,7 @@ def main() -> None:
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("the engine benchmark needs root")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the finally blocks stop the daemons
     text = report(measure(args), args)
     print(text)
     if args.record:

@@ -289,7 +289,8 @@ class Engine:
 @pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine | BrokenEngine]:
     """The case's view of one engine; its containers, volumes and images are removed afterwards."""
-    session: SessionDaemon = request.getfixturevalue(f"{'dockerd' if request.param == 'dockerd' else 'dockyard'}_engine")
+    fixture = "dockerd_engine" if request.param == "dockerd" else "dockyard_engine"
+    session: SessionDaemon = request.getfixturevalue(fixture)
     if session.kind == "dockyardd" and not session.error:
         _revive(session)
     if session.error:
@@ -305,15 +306,39 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine | BrokenEngine]:
 
 
 def _revive(session: SessionDaemon) -> None:
-    """Restart a dockyardd that died during an earlier case (that case already failed)."""
+    """Restart a dockyardd whose process died during an earlier case (that case already failed)."""
     daemon = session.daemon
     assert isinstance(daemon, DockyardDaemon)
-    if daemon.alive() and daemon.ping():
+    if daemon.alive():  # alive but slow to answer is that case's failure, not a reason to restart
         return
     try:
         daemon.restart()
     except (DaemonStartError, OSError) as e:
         session.error = f"dockyardd died and did not restart: {e}"
+
+
+class Pair:
+    """dockerd and dockyardd side by side, in that order."""
+
+    def __init__(self, docker: Engine, ours: Engine) -> None:
+        self.engines = (docker, ours)
+
+
+@pytest.fixture
+def pair(dockerd_engine: SessionDaemon, dockyard_engine: SessionDaemon,
+         request: pytest.FixtureRequest) -> Iterator[Pair | BrokenEngine]:
+    """The real dockerd and dockyardd side by side (the case FAILS if dockyardd is not there)."""
+    if not dockyard_engine.error:
+        _revive(dockyard_engine)
+    if dockyard_engine.error:
+        yield BrokenEngine(dockyard_engine.error)
+        return
+    engines = Engine(dockerd_engine, request.node.nodeid), Engine(dockyard_engine, request.node.nodeid)
+    try:
+        yield Pair(*engines)
+    finally:
+        for e in engines:
+            e.cleanup()
 
 
 def errors(text: str) -> str:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.acceptance.conftest import BrokenEngine, Engine, SessionDaemon
+from tests.acceptance.conftest import Engine, errors
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.privileged]
 
@@ -24,26 +23,6 @@ pytestmark = [pytest.mark.acceptance, pytest.mark.privileged]
 FREE_FORM = {"GraphDriver.Data"}
 # Artifacts of how the reference dockerd runs here (--bridge=none): not something to copy.
 REFERENCE_ONLY = {"$.Config.NetworkDisabled"}
-
-
-class Pair:
-    def __init__(self, docker: Engine, ours: Engine) -> None:
-        self.engines = (docker, ours)
-
-
-@pytest.fixture
-def pair(dockerd_engine: SessionDaemon, dockyard_engine: SessionDaemon,
-         request: pytest.FixtureRequest) -> Iterator[Pair | BrokenEngine]:
-    """The real dockerd and dockyardd side by side (the case FAILS if dockyardd is not there)."""
-    if dockyard_engine.error:
-        yield BrokenEngine(dockyard_engine.error)
-        return
-    engines = Engine(dockerd_engine, request.node.nodeid), Engine(dockyard_engine, request.node.nodeid)
-    try:
-        yield Pair(*engines)
-    finally:
-        for e in engines:
-            e.cleanup()
 
 
 def shape(value: Any, path: str = "") -> Any:
@@ -190,8 +169,6 @@ def test_event_and_exec_inspect_shape(pair):
 ], ids=lambda a: "-".join(a)[:40])
 def test_error_output_identical(pair, args):
     """Errors users see: same exit code, same stderr (minus dockerd's IPv4-forwarding warning)."""
-    from tests.acceptance.conftest import errors
-
     results = [e.docker(*args) for e in pair.engines]
     ref, got = results
     assert got.rc == ref.rc, (ref, got)
@@ -216,8 +193,6 @@ STATE_ERRORS = [
 
 
 def _normalize(text: str, names: dict[str, str]) -> str:
-    from tests.acceptance.conftest import errors
-
     text = errors(text)
     for placeholder, name in names.items():
         text = text.replace(name, f"<{placeholder}>")

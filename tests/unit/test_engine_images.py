@@ -377,7 +377,7 @@ def test_routes_import_list_inspect_tag_delete(daemon: FakeDaemon) -> None:
         assert r.status == 400
         assert await r.json() == {"message": "invalid reference format: repository name must be lowercase"}
         r = await client.get("/v1.41/images/nothere/json")
-        assert r.status == 404 and await r.json() == {"message": "No such image: nothere:latest"}
+        assert r.status == 404 and await r.json() == {"message": "no such image: nothere: No such image: nothere:latest"}
         daemon.containers.by_image[image_id] = ["c" * 64]
         r = await client.delete(f"/v1.41/images/{image_id[7:19]}")
         assert r.status == 409

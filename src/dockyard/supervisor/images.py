@@ -95,6 +95,7 @@ class ImageService:
         self.content = ContentStore(self.root, self.metadata)
         self.leases = LeaseManager(self.metadata)
         self._snapshotters: dict[str, BaseSnapshotter] = {}
+        self.default_snapshotter = "overlayfs"  # the one an engine unpacks into (its storage driver)
 
     def close(self) -> None:
         for sn in self._snapshotters.values():

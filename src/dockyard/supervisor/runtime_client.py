@@ -60,7 +60,19 @@ class RuntimeClient:
         except NotFound:
             return None
 
+    @property
+    def root(self) -> str | None:
+        """The ``--root`` state directory given in the global flags, if any."""
+        args = list(self.global_args)
+        return args[args.index("--root") + 1] if "--root" in args[:-1] else None
+
+    def has_state(self, id: str) -> bool:
+        """Whether the runtime still keeps state for ``id`` (true when the root is unknown)."""
+        return self.root is None or os.path.exists(os.path.join(self.root, id))
+
     async def delete(self, id: str, *, force: bool = True) -> None:
+        if not self.has_state(id):  # the shim already deleted it: skip a runtime call
+            return
         try:
             await self.run("delete", *(["--force"] if force else []), id)
         except NotFound:

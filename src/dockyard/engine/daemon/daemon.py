@@ -44,6 +44,7 @@ class Daemon:
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self.images = ImageService(os.path.join(config.data_root, "images"))
         self.snapshotter_name = "native" if config.storage_driver == "vfs" else "overlayfs"
+        self.images.default_snapshotter = self.snapshotter_name
         self.events = EventBus()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.volumes = VolumeService(self)

@@ -88,8 +88,20 @@ def image_info(svc: ImageService, image_id: str, records: list[ImageRecord]) -> 
     resolved = svc.resolve(records[0].name)
     config = json.loads(svc.content.read(resolved.config_digest))
     blobs = [resolved.manifest.digest, resolved.config_digest, *(layer.digest for layer in resolved.layers)]
-    return ImageInfo(image_id, records, config, [layer.size for layer in resolved.layers],
+    return ImageInfo(image_id, records, config, _layer_sizes(svc, resolved),
                      list(resolved.diff_ids), blobs)
+
+
+def _layer_sizes(svc: ImageService, resolved: Any) -> list[int]:
+    """Each layer's size unpacked on disk, as dockerd reports it; the blob sizes if not unpacked."""
+    sn = svc.snapshotter(svc.default_snapshotter)
+    sizes = []
+    for chain in chain_ids(list(resolved.diff_ids)):
+        try:
+            sizes.append(int(sn.usage(chain).size))
+        except DockyardError:
+            return [layer.size for layer in resolved.layers]
+    return sizes
 
 
 def all_images(svc: ImageService) -> dict[str, ImageInfo]:
@@ -424,6 +436,7 @@ def import_image(svc: ImageService, stream: BinaryIO, *, repo: str = "", tag_: s
     """POST /images/create?fromSrc=-: the body tarball as a one-layer image; returns (id, events)."""
     target = parse_repo_tag(repo, tag_) if repo else None
     image_id = svc.import_rootfs(stream, target, changes or [], comment=message or f"Imported from {source}")
+    svc.unpack(image_id, svc.default_snapshotter)  # like dockerd: the layer is unpacked as it is imported
     events: list[Event] = []
     if target:
         events.append(("tag", image_id, {"name": reference.parse(target).familiar()}))
@@ -434,6 +447,8 @@ def import_image(svc: ImageService, stream: BinaryIO, *, repo: str = "", tag_: s
 def load(svc: ImageService, stream: BinaryIO) -> tuple[list[str], list[Event]]:
     """POST /images/load: docker load's lines ("Loaded image: busybox:latest") and load events."""
     loaded = svc.load(stream)
+    for name in loaded:  # like dockerd: layers are unpacked as images are loaded
+        svc.unpack(name, svc.default_snapshotter)
     events: list[Event] = []
     for name in loaded:
         image_id = svc.get(name).labels.get(ID_LABEL, name)

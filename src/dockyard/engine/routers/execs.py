@@ -19,7 +19,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     d = daemon_of(request)
     c = d.containers.get(request.match_info["id"])
     body = await read_json(request, required=True)
-    e = d.execs.create(c, body)
+    e = d.execs.create(c, body, request.match_info["id"])
     return json_response({"Id": e.id}, 201)
 
 

@@ -81,7 +81,11 @@ async def list_images(request: web.Request) -> web.StreamResponse:
 
 async def inspect_image(request: web.Request) -> web.StreamResponse:
     daemon = daemon_of(request)
-    info = await daemon.run_blocking(ops.find_image, daemon.images, request.match_info["name"])
+    name = request.match_info["name"]
+    try:
+        info = await daemon.run_blocking(ops.find_image, daemon.images, name)
+    except NotFound as e:  # dockerd's inspect wraps the lookup error with the name asked for
+        raise NotFound(f"no such image: {name}: {e}", id=name) from None
     return json_response(ops.inspect(info, graph_driver(daemon)))
 
 

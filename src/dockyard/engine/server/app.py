@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -45,9 +46,13 @@ class _VersionError(Exception):
 
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.monotonic()
     try:
         _check_version(request)
-        return await handler(request)
+        response = await handler(request)
+        log.debug("%s %s -> %s in %.1f ms", request.method, request.path, response.status,
+                  (time.monotonic() - started) * 1000)
+        return response
     except _VersionError as e:
         return error_response(400, str(e))
     except DockyardError as e:

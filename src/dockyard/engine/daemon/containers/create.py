@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.engine.daemon import names
 from dockyard.engine.daemon.containers.model import Container
-from dockyard.engine.daemon.spec import adapt_host_config, merge_image_config
+from dockyard.engine.daemon.spec import adapt_host_config, merge_image_config, validate_resources
 from dockyard.engine.daemon.spec.build import container_hostname
 from dockyard.engine.daemon.spec.mounts import MountPoint, parse_mounts
 from dockyard.engine.daemon.timefmt import now_rfc3339
@@ -102,6 +102,12 @@ def normalize_host_config(daemon: Daemon, hc: dict[str, Any]) -> dict[str, Any]:
     hc.setdefault("AutoRemove", False)
     hc.setdefault("CapAdd", None)
     hc.setdefault("CapDrop", None)
+    hc.setdefault("KernelMemory", 0)
+    hc.setdefault("KernelMemoryTCP", 0)
+    if hc.get("MemorySwappiness") in (None, -1):
+        hc["MemorySwappiness"] = None
+    if not hc.get("PidsLimit") or hc["PidsLimit"] <= 0:  # unlimited is stored as null, like dockerd
+        hc["PidsLimit"] = None
     return hc
 
 
@@ -125,12 +131,14 @@ def mount_point_json(m: MountPoint) -> dict[str, Any]:
     return d
 
 
-async def build_container(daemon: Daemon, name: str, body: dict[str, Any]) -> tuple[Container, list[MountPoint]]:
+async def build_container(daemon: Daemon, name: str,
+                          body: dict[str, Any]) -> tuple[Container, list[MountPoint], list[str]]:
     config, hc, networking = split_body(body)
     image_ref = config.get("Image") or ""
     if not image_ref:
         raise InvalidArgument("No command specified" if not config.get("Cmd") else "Config.Image is empty")
     check_host_config(daemon, hc)
+    warnings = validate_resources(hc)
     resolved = await daemon.run_blocking(daemon.images.resolve, image_ref)
     image_doc = await daemon.run_blocking(daemon.images.content.read, resolved.config_digest)
     import json
@@ -155,4 +163,4 @@ async def build_container(daemon: Daemon, name: str, body: dict[str, Any]) -> tu
                   config=merged, host_config=hc, path=argv[0], args=argv[1:],
                   driver="vfs" if daemon.config.storage_driver == "vfs" else "overlay2",
                   runtime=hc["Runtime"], networking=networking.get("EndpointsConfig") or {})
-    return c, mounts
+    return c, mounts, warnings

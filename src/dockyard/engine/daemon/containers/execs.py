@@ -31,10 +31,12 @@ class Exec:
 
     def inspect(self) -> dict[str, Any]:
         cmd = list(self.config.get("Cmd") or [])
+        process = {"tty": bool(self.config.get("Tty")), "entrypoint": cmd[0] if cmd else "", "arguments": cmd[1:],
+                   "privileged": bool(self.config.get("Privileged"))}
+        if self.config.get("User"):
+            process["user"] = self.config["User"]
         return {"ID": self.id, "Running": self.running, "ExitCode": self.exit_code,
-                "ProcessConfig": {"tty": bool(self.config.get("Tty")), "entrypoint": cmd[0] if cmd else "",
-                                  "arguments": cmd[1:], "privileged": bool(self.config.get("Privileged")),
-                                  "user": self.config.get("User") or ""},
+                "ProcessConfig": process,
                 "OpenStdin": bool(self.config.get("AttachStdin")), "OpenStderr": bool(self.config.get("AttachStderr")),
                 "OpenStdout": bool(self.config.get("AttachStdout")), "CanRemove": False,
                 "ContainerID": self.container.id, "DetachKeys": self.config.get("DetachKeys") or "",
@@ -46,11 +48,11 @@ class ExecService:
         self.daemon = daemon
         self.execs: dict[str, Exec] = {}
 
-    def create(self, c: Container, body: dict[str, Any]) -> Exec:
+    def create(self, c: Container, body: dict[str, Any], ref: str = "") -> Exec:
         if not c.running or c.state.get("Restarting"):
             raise Conflict(f"Container {c.id} is not running")
-        if c.paused:
-            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        if c.paused:  # dockerd names the container as the client did here
+            raise Conflict(f"Container {ref or c.id} is paused, unpause the container before exec")
         if not body.get("Cmd"):
             raise InvalidArgument("No exec command specified")
         e = Exec(names.new_id(), c, dict(body))

@@ -13,6 +13,9 @@ from typing import Any
 from dockyard.engine.daemon.timefmt import ZERO_TIME
 
 RUNNING_LIKE = ("running", "paused", "restarting")
+# Config fields Docker leaves out of JSON when empty (omitempty in its types).
+OMIT_EMPTY_CONFIG = frozenset({"ExposedPorts", "StopSignal", "StopTimeout", "Healthcheck", "Shell", "MacAddress",
+                               "NetworkDisabled", "ArgsEscaped"})
 
 
 def new_state() -> dict[str, Any]:
@@ -107,6 +110,7 @@ class Container:
     # -- Docker's inspect shape ------------------------------------------------------------------
     def inspect(self, network_settings: dict[str, Any], graph_driver: dict[str, Any]) -> dict[str, Any]:
         state = copy.deepcopy(self.state)
+        config = {k: v for k, v in copy.deepcopy(self.config).items() if v or k not in OMIT_EMPTY_CONFIG}
         if "Health" in state and state["Health"] is None:
             del state["Health"]
         return {
@@ -117,5 +121,5 @@ class Container:
             "Driver": self.driver, "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
             "ExecIDs": list(self.exec_ids) or None, "HostConfig": copy.deepcopy(self.host_config),
             "GraphDriver": graph_driver, "Mounts": copy.deepcopy(self.mount_points),
-            "Config": copy.deepcopy(self.config), "NetworkSettings": network_settings,
+            "Config": config, "NetworkSettings": network_settings,
         }

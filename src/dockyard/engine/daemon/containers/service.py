@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import signal as _signal
+import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -113,7 +114,7 @@ class ContainerService:
     # -- create -----------------------------------------------------------------------------------
     async def create(self, name: str, body: dict[str, Any]) -> tuple[Container, list[str]]:
         full_name = pick_name(self.daemon, name)
-        c, mounts = await build_container(self.daemon, full_name, body)
+        c, mounts, warnings = await build_container(self.daemon, full_name, body)
         self.store.reserve_check(full_name)
         sn_name = self.daemon.snapshotter_name
         images = self.daemon.images
@@ -133,7 +134,7 @@ class ContainerService:
             await self.daemon.run_blocking(initlayer.remove_container, images.snapshotter(sn_name), c.id)
             raise
         self.emit(c, "create")
-        return c, []
+        return c, warnings
 
     async def _resolve_volume(self, c: Container, m: MountPoint) -> MountPoint:
         if m.type != "volume":
@@ -176,8 +177,12 @@ class ContainerService:
                         await self.daemon.run_blocking(vols.copy_up, m.name, src)
                     m = dataclasses.replace(m, source=source)
                 resolved.append(m)
+            t0 = time.monotonic()
             await self.daemon.run_blocking(task.build_bundle, self.daemon, c, paths, resolved)
+            t1 = time.monotonic()
             info = await spawn_shim(paths.bundle)
+            log.debug("start %s: bundle %.1f ms, shim+create %.1f ms", c.short_id, (t1 - t0) * 1000,
+                      (time.monotonic() - t1) * 1000)
         except (ShimError, NotFound) as e:  # the shim reports runtime failures (a missing command: NotFound)
             await self._undo_start(c, paths, mounted)
             raise self._record_start_failure(c, e) from None
@@ -188,8 +193,10 @@ class ContainerService:
         client = ShimClient(info.socket, paths.exit_file)
         self.shims[c.id] = client
         await self._connect_pending(c, client)
+        t2 = time.monotonic()
         try:
             await client.start()
+            log.debug("start %s: runtime start %.1f ms", c.short_id, (time.monotonic() - t2) * 1000)
         except ShimError as e:
             await self._kill_failed(c, client, paths, mounted)
             raise self._record_start_failure(c, e) from None
@@ -500,7 +507,10 @@ class ContainerService:
         if full == c.name:
             raise InvalidArgument("Renaming a container with the same name as its current name")
         old = c.bare_name
-        self.store.rename(c, full)
+        try:
+            self.store.rename(c, full)
+        except Conflict as e:
+            raise Conflict(f"Error when allocating new name: {e}") from None
         self.emit(c, "rename", oldName="/" + old)
 
     # -- remove ---------------------------------------------------------------------------------
