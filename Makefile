@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 BUNDLE := .cache/busybox-bundle
 RUNTIME_ROOT ?= /run/dockyard-runtime
 
-.PHONY: run test unit deps venv bundle bench bench-images lint clean
+.PHONY: run test unit deps venv bundle bench bench-images bench-engine lint clean
 
 deps:
 	@scripts/install-deps.sh
@@ -45,6 +45,10 @@ bench: deps venv
 # Image load + unpack vs `docker load` (the first run debootstraps a Debian rootfs, cached).
 bench-images: deps venv
 	$(BIN)/python bench/image_load.py
+
+# Engine vs dockerd 20.10 through the docker CLI: run --rm latency, RSS, shims, a 50-container burst.
+bench-engine: deps venv
+	$(BIN)/python bench/engine.py
 
 lint: venv
 	$(BIN)/python -m mypy src

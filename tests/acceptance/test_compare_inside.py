@@ -25,7 +25,7 @@ SCRIPTS = {
               "ls -ld $p 2>&1 | awk '{print $1, $NF}'; done; cat /proc/kcore | wc -c; "
               "echo 1 > /proc/sys/kernel/domainname 2>&1 | sed 's/.*: //'",
     "shm": "df -k /dev/shm | tail -1 | awk '{print $2}'; stat -c '%a %U' /dev/shm /tmp /",
-    "pid1": "tr '\\0' ' ' < /proc/1/cmdline; echo; ls /proc | grep -cE '^[0-9]+$'; cat /proc/1/cgroup | wc -l",
+    "pid1": "tr '\\0' ' ' < /proc/1/cmdline; echo; ls /proc > /tmp/p; grep -cE '^[0-9]+$' /tmp/p; cat /proc/1/cgroup | wc -l",
 }
 
 

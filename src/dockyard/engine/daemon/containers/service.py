@@ -433,11 +433,25 @@ class ContainerService:
                 return
             except asyncio.TimeoutError:
                 pass
+        await self._kill_and_wait(c)
+
+    async def _kill_and_wait(self, c: Container, timeout: float = 30) -> None:
+        """SIGKILL and wait for the exit; if the shim never reports it, clean up as for a dead shim."""
+        waiter = self._exit_future(c)
         try:
             await self._signal(c, _signal.SIGKILL)
         except DockyardError:
             pass
-        await asyncio.wait_for(asyncio.shield(waiter), 30)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except asyncio.TimeoutError:
+            log.warning("container %s: no exit %ss after SIGKILL; cleaning up without its shim", c.short_id, timeout)
+            monitor = self.monitors.get(c.id)
+            if monitor is not None:
+                monitor.cancel()
+            await self._reap_orphan(c)
+            if c.running:
+                await self._handle_exit(c, 137, now_rfc3339(), "the container did not report its exit")
 
     def _exit_future(self, c: Container) -> asyncio.Future[dict[str, Any]]:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -529,9 +543,7 @@ class ContainerService:
         try:
             self._cancel_restart(c)
             if c.running:
-                waiter = self._exit_future(c)
-                await self._signal(c, _signal.SIGKILL)
-                await asyncio.wait_for(asyncio.shield(waiter), 30)
+                await self._kill_and_wait(c)
             await self._destroy(c, volumes)
         finally:
             self.removing.discard(c.id)
