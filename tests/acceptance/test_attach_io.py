@@ -140,3 +140,24 @@ def test_ps_filters(engine):
     assert engine.ok(*base, "--filter", "status=running").split() == [up]
     assert engine.ok("ps", "-a", "--filter", f"name={up}", "--format",
                      "{{.Image}}|{{.Command}}|{{.Labels}}").strip() == f'busybox|"sleep 60"|accps={engine.label}'
+
+
+def test_run_attach_only_stderr(engine):
+    r = engine.docker("run", "--rm", "-a", "stderr", "busybox", "sh", "-c", "echo to-out; echo to-err >&2")
+    assert (r.rc, r.stdout, errors(r.stderr)) == (0, "", "to-err\n"), r
+
+
+def test_sig_proxy_forwards_to_container(engine):
+    name = engine.new_name()
+    proc = engine.popen("run", "--name", name, "busybox", "sh", "-c",
+                        "trap 'echo got-term; exit 4' TERM; echo ready; while true; do sleep 0.1; done",
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.terminate()  # the CLI passes SIGTERM on to the container (--sig-proxy defaults to true)
+        out, _ = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert (proc.returncode, out) == (4, "got-term\n")
+    assert engine.inspect(name, "{{.State.ExitCode}}") == "4"

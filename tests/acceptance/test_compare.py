@@ -216,3 +216,25 @@ def test_errors_in_each_state_identical(pair):
     diffs = [f"docker {' '.join(cmd)}:\n  dockerd:   {ref}\n  dockyardd: {got}"
              for cmd, ref, got in zip(STATE_ERRORS, *seen) if ref != got]
     assert not diffs, f"{len(diffs)} of {len(STATE_ERRORS)} differ:\n" + "\n".join(diffs)
+
+
+def test_event_sequence_identical(pair):
+    """One scenario (volume, container, image tag) yields the same event stream on both engines."""
+    sequences = []
+    for e in pair.engines:
+        since = str(int(time.time()) - 1)
+        vol, name, image = e.new_volume(), e.new_name(), e.new_image()
+        e.ok("volume", "create", vol)
+        e.ok("run", "--name", name, "-v", f"{vol}:/v", "busybox", "true")
+        cid = e.inspect(name, "{{.Id}}")
+        e.ok("tag", "busybox", image)
+        e.ok("rmi", image)
+        e.ok("rm", name)
+        e.ok("volume", "rm", vol)
+        time.sleep(1.1)
+        until = str(int(time.time()) + 1)
+        out = e.ok("events", "--since", since, "--until", until, "--format",
+                   "{{.Type}} {{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}")
+        ours = [line for line in out.splitlines() if any(x in line for x in (cid, vol, image))]  # not other cases'
+        sequences.append([" ".join(line.split()[:2]) for line in ours])
+    assert sequences[1] == sequences[0], f"dockerd:   {sequences[0]}\ndockyardd: {sequences[1]}"

@@ -24,7 +24,7 @@ from dockyard.engine.daemon.top import top
 from dockyard.engine.server.hijack import Hijacked
 from dockyard.engine.server.params import query_bool, query_int
 from dockyard.engine.server.relay import parse_detach_keys, relay
-from dockyard.engine.server.responses import dumps, json_response
+from dockyard.engine.server.responses import dumps, json_response, while_connected
 from dockyard.engine.server.router import Router, daemon_of
 from dockyard.errors import Conflict, InvalidArgument, NotImplementedYet
 from dockyard.supervisor.shim.client import demux
@@ -129,11 +129,15 @@ async def logs(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     path = c.paths.get("LogPath") or task.Paths(d, c).log
     follow = query_bool(request, "follow") and c.running
-    async for s, payload in read_logs(path, stdout=stdout, stderr=stderr, since_ns=since, until_ns=until,
-                                      tail=tail, follow=follow, timestamps=query_bool(request, "timestamps"),
-                                      stopped=d.containers.stopped_event(c)):
-        await resp.write(payload if tty else frame(s, payload))
-    await resp.write_eof()
+
+    async def pump() -> None:
+        async for s, payload in read_logs(path, stdout=stdout, stderr=stderr, since_ns=since, until_ns=until,
+                                          tail=tail, follow=follow, timestamps=query_bool(request, "timestamps"),
+                                          stopped=d.containers.stopped_event(c)):
+            await resp.write(payload if tty else frame(s, payload))
+        await resp.write_eof()
+
+    await while_connected(request, pump())
     return resp
 
 
@@ -175,13 +179,17 @@ async def stats(request: web.Request) -> web.StreamResponse:
     if not stream and not query_bool(request, "one-shot"):
         sampler.sample()  # precpu_stats from a sample a moment ago, like Docker's non-streamed answer
         await asyncio.sleep(1)
-    while True:
-        sampler.pid = int(c.state.get("Pid") or 0) if c.running else 0
-        await resp.write(dumps(sampler.sample()).encode() + b"\n")
-        if not stream:
-            break
-        await asyncio.sleep(1)
-    await resp.write_eof()
+
+    async def pump() -> None:
+        while True:
+            sampler.pid = int(c.state.get("Pid") or 0) if c.running else 0
+            await resp.write(dumps(sampler.sample()).encode() + b"\n")
+            if not stream:
+                break
+            await asyncio.sleep(1)
+        await resp.write_eof()
+
+    await while_connected(request, pump())
     return resp
 
 

@@ -14,7 +14,7 @@ from dockyard.engine.daemon.containers.model import Container
 from dockyard.engine.daemon.containers.netinfo import network_settings
 from dockyard.engine.daemon.spec import resources_to_oci
 from dockyard.engine.server.params import query_bool, query_filters, query_int, read_json
-from dockyard.engine.server.responses import dumps, json_response, no_content
+from dockyard.engine.server.responses import dumps, json_response, no_content, while_connected
 from dockyard.engine.server.router import Router, daemon_of
 from dockyard.errors import InvalidArgument
 
@@ -114,10 +114,12 @@ async def wait(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     await resp.prepare(request)  # headers now: the CLI starts the container only after this
     try:
-        result = await fut
+        result = await while_connected(request, asyncio.shield(fut))
     finally:
         if not fut.done():
-            fut.cancel()
+            fut.cancel()  # the client left: drop the waiter
+    if result is None:
+        return resp
     await resp.write(dumps(result).encode() + b"\n")
     await resp.write_eof()
     return resp

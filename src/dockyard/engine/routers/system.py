@@ -11,7 +11,7 @@ from dockyard.engine import version as v
 from dockyard.engine.daemon import filters as F
 from dockyard.engine.daemon.timefmt import parse_api_timestamp
 from dockyard.engine.server.params import query_filters
-from dockyard.engine.server.responses import dumps, json_response
+from dockyard.engine.server.responses import dumps, json_response, while_connected
 from dockyard.engine.server.router import Router, daemon_of
 from dockyard.errors import InvalidArgument
 
@@ -52,9 +52,13 @@ async def events(request: web.Request) -> web.StreamResponse:
         raise InvalidArgument("`since` time cannot be after `until` time")
     resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     await resp.prepare(request)
-    async for ev in d.events.stream(since, until, lambda ev: F.match_event(ev, filters)):
-        await resp.write(dumps(ev).encode() + b"\n")
-    await resp.write_eof()
+
+    async def pump() -> None:
+        async for ev in d.events.stream(since, until, lambda ev: F.match_event(ev, filters)):
+            await resp.write(dumps(ev).encode() + b"\n")
+        await resp.write_eof()
+
+    await while_connected(request, pump())
     return resp
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 JSON = "application/json"
+T = TypeVar("T")
 
 
 def dumps(obj: Any) -> str:
@@ -47,3 +51,25 @@ class JSONStream:
         await self.start()
         await self.response.write_eof()
         return self.response
+
+
+async def while_connected(request: web.Request, work: Awaitable[T], poll: float = 0.5) -> T | None:
+    """Run ``work`` until it ends or the client disconnects (then cancel it and return None).
+
+    Long-lived streams (logs -f, events, stats, wait) must not outlive their client.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=poll)
+            if done:
+                return task.result()
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                return None
+    finally:
+        if not task.done():
+            task.cancel()
