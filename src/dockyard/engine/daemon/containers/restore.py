@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from dockyard.engine.daemon.containers import initlayer, task
@@ -42,7 +43,11 @@ async def restore(svc: ContainerService) -> None:
 async def _restore_one(svc: ContainerService, c: Container) -> None:
     paths = svc.paths(c)
     if not (c.running or c.state.get("Restarting")):
+        if os.path.exists(paths.socket):  # killed between `runtime create` and recording the start
+            log.warning("container %s: removing a run that was never recorded as started", c.short_id)
+            await svc._reap_orphan(c)
         await svc.daemon.run_blocking(task.unmount_rootfs, paths)
+        await svc.daemon.run_blocking(task.remove_bundle, paths)
         return
     if c.state.get("Restarting"):
         c.set_exited(int(c.state.get("ExitCode") or 0), c.state.get("FinishedAt") or now_rfc3339())
