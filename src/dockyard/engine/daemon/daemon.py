@@ -26,6 +26,7 @@ from dockyard.engine.config import DaemonConfig
 from dockyard.engine.daemon.events import EventBus
 from dockyard.supervisor.images import ImageService
 from dockyard.supervisor.runtime_client import RuntimeClient
+from dockyard.supervisor.shim.client import ShimLauncher
 
 T = TypeVar("T")
 log = logging.getLogger("dockyard.engine")
@@ -52,6 +53,7 @@ class Daemon:
         from dockyard.engine.daemon.containers.execs import ExecService
         self.execs = ExecService(self)
         self.id = self._engine_id()
+        self.shim_launcher = ShimLauncher(log_path=os.path.join(config.exec_root, "shim-warm.log"))
 
     @property
     def runtime_root(self) -> str:
@@ -72,9 +74,11 @@ class Daemon:
         self.loop = asyncio.get_running_loop()
         self.events.bind(self.loop)
         await self.containers.restore()
+        self.shim_launcher.prepare()
 
     async def shutdown(self) -> None:
         await self.containers.shutdown(live_restore=self.config.live_restore)
+        await self.shim_launcher.close()
         self.images.close()
         self._store_thread.shutdown(wait=True)
 

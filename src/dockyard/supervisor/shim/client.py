@@ -47,27 +47,102 @@ class ShimInfo:
     pid: int
 
 
-async def spawn_shim(bundle: str, python: str = sys.executable) -> ShimInfo:
-    """Start the shim for ``bundle`` (its shim.json written); return once the container is created."""
-    bundle = os.path.abspath(bundle)
-    config = protocol.loads(open(os.path.join(bundle, "shim.json"), "rb").read())
-    with open(os.path.join(bundle, "shim.log"), "ab") as errlog:
-        proc = await asyncio.create_subprocess_exec(
-            *shim_argv(python), bundle, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=errlog, start_new_session=True)
-    assert proc.stdout is not None
-    line = await proc.stdout.readline()
-    try:  # the shim lets go of the pipe right after its line: EOF lets asyncio close the transport
-        await asyncio.wait_for(proc.stdout.read(), 5)
-    except asyncio.TimeoutError:
-        pass
-    await proc.wait()
+def _result(config: dict[str, Any], bundle: str, line: bytes) -> ShimInfo:
     if not line:
         raise ShimError(f"shim for {config['id']} exited without reporting (see {bundle}/shim.log)")
     result = protocol.loads(line)
     if not result.get("ok"):
         raise error_for(str(result.get("error") or "container create failed"))
     return ShimInfo(bundle=bundle, id=str(config["id"]), socket=str(config["socket"]), pid=int(result["pid"]))
+
+
+def _read_config(bundle: str) -> dict[str, Any]:
+    with open(os.path.join(bundle, "shim.json"), "rb") as f:
+        return dict(protocol.loads(f.read()))
+
+
+async def _drain(proc: asyncio.subprocess.Process) -> None:
+    """The shim lets go of its stdout right after its line: EOF lets asyncio close the transport."""
+    assert proc.stdout is not None
+    try:
+        await asyncio.wait_for(proc.stdout.read(), 5)
+    except asyncio.TimeoutError:
+        pass
+    await proc.wait()
+
+
+async def spawn_shim(bundle: str, python: str = sys.executable) -> ShimInfo:
+    """Start the shim for ``bundle`` (its shim.json written); return once the container is created."""
+    bundle = os.path.abspath(bundle)
+    config = _read_config(bundle)
+    with open(os.path.join(bundle, "shim.log"), "ab") as errlog:
+        proc = await asyncio.create_subprocess_exec(
+            *shim_argv(python), bundle, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=errlog, start_new_session=True)
+    assert proc.stdout is not None
+    line = await proc.stdout.readline()
+    await _drain(proc)
+    return _result(config, bundle, line)
+
+
+class ShimLauncher:
+    """Starts shims, keeping one started ahead of time (interpreter up, modules imported, detached).
+
+    The warm shim waits for a bundle path on its stdin; handing it one saves the interpreter's
+    start on every `docker start`. If the daemon goes away, the warm shim reads EOF and exits.
+    """
+
+    def __init__(self, python: str = sys.executable, log_path: str = os.devnull) -> None:
+        self.python = python
+        self.log_path = log_path
+        self._warm: asyncio.Task[asyncio.subprocess.Process] | None = None
+
+    async def _start_warm(self) -> asyncio.subprocess.Process:
+        from .main import WARM_FLAG
+
+        with open(self.log_path, "ab") as errlog:
+            proc = await asyncio.create_subprocess_exec(
+                *shim_argv(self.python), WARM_FLAG, stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=errlog, start_new_session=True)
+        return proc
+
+    def prepare(self) -> None:
+        """Start the next warm shim in the background (if none is on its way)."""
+        if self._warm is None:
+            self._warm = asyncio.ensure_future(self._start_warm())
+
+    async def spawn(self, bundle: str) -> ShimInfo:
+        bundle = os.path.abspath(bundle)
+        warm, self._warm = self._warm, None
+        self.prepare()
+        if warm is None or not warm.done() or warm.exception() is not None:
+            if warm is not None:
+                warm.cancel()
+            return await spawn_shim(bundle, self.python)
+        proc = warm.result()
+        assert proc.stdin is not None and proc.stdout is not None
+        config = _read_config(bundle)
+        try:
+            proc.stdin.write(bundle.encode() + b"\n")
+            await proc.stdin.drain()
+            proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):  # it died idle: it never saw this bundle
+            return await spawn_shim(bundle, self.python)
+        line = await proc.stdout.readline()
+        await _drain(proc)
+        return _result(config, bundle, line)
+
+    async def close(self) -> None:
+        warm, self._warm = self._warm, None
+        if warm is None:
+            return
+        try:
+            proc = await warm
+        except (OSError, asyncio.CancelledError):
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        await proc.wait()
 
 
 class ShimStream:

@@ -291,6 +291,9 @@ def _noop(signum: int, frame: object) -> None:
     """SIGCHLD needs a Python-level handler for the wakeup fd to be written."""
 
 
+WARM_FLAG = "--wait-for-bundle"
+
+
 def detach() -> None:
     """Leave the daemon: our parent returns at once, we continue in a new session."""
     if os.fork() > 0:
@@ -312,8 +315,33 @@ def report(result: dict[str, Any]) -> None:
     os.close(null)
 
 
+def wait_for_bundle() -> str:
+    """A warm shim: detached and imported already, it waits for its bundle path on stdin ("" at EOF)."""
+    from dockyard.kernel.subreaper import set_child_subreaper  # noqa: F401  (imported while idle)
+
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(0, 4096)
+        if not chunk:
+            return ""
+        line += chunk
+    return line.decode().strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    warm = args[:1] == [WARM_FLAG]
+    if warm:
+        detach()
+        args = [wait_for_bundle()]
+        if not args[0]:
+            return 0  # the daemon went away before needing us
+        try:  # from now on this shim's messages belong with its bundle
+            log = os.open(os.path.join(args[0], "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+            os.dup2(log, 2)
+            os.close(log)
+        except OSError:
+            pass
     bundle = os.path.abspath(args[0])
     try:
         with open(os.path.join(bundle, "shim.json"), "rb") as f:
@@ -321,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         report(protocol.fail(f"shim: cannot read {bundle}/shim.json: {e}"))
         return 1
-    detach()
+    if not warm:
+        detach()
     for sig in (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT):
         _signal.signal(sig, _signal.SIG_IGN)
     from dockyard.kernel.subreaper import set_child_subreaper

@@ -24,7 +24,7 @@ from dockyard.engine.daemon.containers.store import ContainerStore
 from dockyard.engine.daemon.spec.mounts import MountPoint
 from dockyard.engine.daemon.timefmt import now_rfc3339
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, NotModified
-from dockyard.supervisor.shim.client import ShimClient, ShimError, ShimStream, spawn_shim
+from dockyard.supervisor.shim.client import ShimClient, ShimError, ShimStream
 
 if TYPE_CHECKING:
     from dockyard.engine.daemon.daemon import Daemon
@@ -180,7 +180,7 @@ class ContainerService:
             t0 = time.monotonic()
             await self.daemon.run_blocking(task.build_bundle, self.daemon, c, paths, resolved)
             t1 = time.monotonic()
-            info = await spawn_shim(paths.bundle)
+            info = await self.daemon.shim_launcher.spawn(paths.bundle)
             log.debug("start %s: bundle %.1f ms, shim+create %.1f ms", c.short_id, (t1 - t0) * 1000,
                       (time.monotonic() - t1) * 1000)
         except (ShimError, NotFound) as e:  # the shim reports runtime failures (a missing command: NotFound)
