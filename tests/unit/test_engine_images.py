@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tarfile
 import os
 import re
 from collections.abc import Iterator
@@ -29,6 +30,12 @@ def svc(tmp_path) -> Iterator[ImageService]:
 def imported(svc: ImageService, ref: str | None, files: dict[str, bytes | None], changes: list[str] | None = None
              ) -> str:
     return svc.import_rootfs(io.BytesIO(layer_tar(files)), ref, changes or [])
+
+
+def content_size(layer: bytes) -> int:
+    """What dockerd reports for a layer: file bytes plus symlink target lengths (no tar headers)."""
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tf:
+        return sum(m.size if m.isreg() else len(m.linkname) if m.issym() else 0 for m in tf.getmembers())
 
 
 def no_users(image_id: str) -> list[tuple[str, bool]]:
@@ -113,7 +120,7 @@ def test_history(svc: ImageService) -> None:
     rows = ops.history(info)
     assert [r["Id"] for r in rows] == [info.id, "<missing>"]
     assert rows[0]["Tags"] == ["app:v1"] and rows[1]["Tags"] is None
-    assert [r["Size"] for r in rows] == [len(TOP), len(BASE)]
+    assert [r["Size"] for r in rows] == [content_size(TOP), content_size(BASE)]
     assert rows[0]["Created"] == 1704067200 and set(rows[0]) == {"Comment", "Created", "CreatedBy", "Id", "Size",
                                                                  "Tags"}
 
@@ -479,5 +486,5 @@ def test_df_entries(daemon: FakeDaemon) -> None:
     daemon.containers.by_image[app_id] = ["c1", "c2"]
     rows = {r["RepoTags"][0]: r for r in ops.df_entries(daemon)}
     assert rows["app:v1"]["Containers"] == 2 and rows["base:1"]["Containers"] == 0
-    assert rows["app:v1"]["SharedSize"] == len(BASE) == rows["base:1"]["SharedSize"]
-    assert rows["app:v1"]["Size"] == len(BASE) + len(TOP)
+    assert rows["app:v1"]["SharedSize"] == content_size(BASE) == rows["base:1"]["SharedSize"]
+    assert rows["app:v1"]["Size"] == content_size(BASE) + content_size(TOP)

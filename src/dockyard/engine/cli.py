@@ -64,31 +64,39 @@ async def serve(config: DaemonConfig) -> None:
     from dockyard.engine.server.app import create_app
 
     write_pidfile(config.pidfile)
-    daemon = Daemon(config)
-    await daemon.start()  # containers restored before the API answers, as with dockerd
-    listeners: list[Listener] = open_listeners(config, log=_log)
-    app = create_app(daemon, all_routers())
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
-    for lst in listeners:
-        await web.SockSite(runner, lst.sock, ssl_context=lst.ssl).start()
-        log.info("API listen on %s", lst.addr)
-    log.info("Daemon has completed initialization")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(daemon))
-    await stop.wait()
-    log.info("Processing signal 'terminated'")
-    await runner.cleanup()
-    await daemon.shutdown()
-    for lst in listeners:
-        lst.close()
+    # Listen first (bad TLS files or a busy socket fail before anything else); clients that connect
+    # while containers are being restored wait in the backlog until the API is served.
     try:
+        listeners: list[Listener] = open_listeners(config, log=_log)
+    except BaseException:
         os.unlink(config.pidfile)
-    except OSError:
-        pass
+        raise
+    daemon = Daemon(config)
+    try:
+        await daemon.start()
+        app = create_app(daemon, all_routers())
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        for lst in listeners:
+            await web.SockSite(runner, lst.sock, ssl_context=lst.ssl).start()
+            log.info("API listen on %s", lst.addr)
+        log.info("Daemon has completed initialization")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(daemon))
+        await stop.wait()
+        log.info("Processing signal 'terminated'")
+        await runner.cleanup()
+    finally:
+        await daemon.shutdown()
+        for lst in listeners:
+            lst.close()
+        try:
+            os.unlink(config.pidfile)
+        except OSError:
+            pass
     log.info("Daemon shutdown complete")
 
 

@@ -92,16 +92,38 @@ def image_info(svc: ImageService, image_id: str, records: list[ImageRecord]) -> 
                      list(resolved.diff_ids), blobs)
 
 
+SIZE_LABEL = "dockyard.layer.content-size"
+
+
 def _layer_sizes(svc: ImageService, resolved: Any) -> list[int]:
-    """Each layer's size unpacked on disk, as dockerd reports it; the blob sizes if not unpacked."""
-    sn = svc.snapshotter(svc.default_snapshotter)
-    sizes = []
-    for chain in chain_ids(list(resolved.diff_ids)):
-        try:
-            sizes.append(int(sn.usage(chain).size))
-        except DockyardError:
-            return [layer.size for layer in resolved.layers]
-    return sizes
+    """Each layer's size as dockerd reports it: the sizes of its non-directories on disk (file bytes,
+    symlink target lengths; hard links once), which is what overlay2 measures.
+
+    Counted once per layer blob by reading its tar, then kept as a label on the blob.
+    """
+    return [_content_size(svc, layer.digest) for layer in resolved.layers]
+
+
+def _content_size(svc: ImageService, digest: str) -> int:
+    info = svc.content.info(digest)
+    cached = info.labels.get(SIZE_LABEL)
+    if cached is not None:
+        return int(cached)
+    from dockyard.images.compression import LayerStream
+    from dockyard.images.tarstream import TarReader
+
+    total = 0
+    seen: set[str] = set()
+    with svc.content.open(digest) as raw:
+        reader = TarReader(LayerStream(raw, threaded=False))
+        while (entry := reader.next()) is not None:
+            if entry.isreg() and entry.name not in seen:
+                seen.add(entry.name)
+                total += entry.size
+            elif entry.type == b"2":  # a symlink's size is its target's length
+                total += len(entry.linkname.encode())
+    svc.content.set_labels(digest, {**info.labels, SIZE_LABEL: str(total)})
+    return total
 
 
 def all_images(svc: ImageService) -> dict[str, ImageInfo]:

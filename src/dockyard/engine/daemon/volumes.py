@@ -206,9 +206,12 @@ class VolumeService:
                 raise InvalidArgument(f'create {name}: invalid option key: "{key}"')
         with self._lock:
             try:
-                return self.inspect(name)
+                existing = self.inspect(name)
             except NotFound:
-                pass
+                existing = None
+            if existing is not None:
+                self.emit("create", name, {"driver": DRIVER})  # dockerd reports a create for an existing one too
+                return existing
             meta = {"Name": name, "Driver": DRIVER, "Labels": labels if labels is not None else None,
                     "Options": dict(driver_opts) if driver_opts is not None else None, "CreatedAt": time.time()}
             tmp = os.path.join(self.root, f".new-{secrets.token_hex(8)}")

@@ -55,11 +55,11 @@ async def attach(request: web.Request) -> web.StreamResponse:
     if not stream:
         await client.close()
         return client
+    d.containers.emit(c, "attach")
     shim_stream = await d.containers.attach_stream(c, stdin, stdout, stderr)
     if shim_stream is None:
         await client.close()
         return client
-    d.containers.emit(c, "attach")
     outcome = await relay(client, shim_stream, stdin=stdin, detach_keys=keys)
     if outcome == "detach":
         d.containers.emit(c, "detach")

@@ -33,7 +33,7 @@ def _check_version(request: web.Request) -> None:
         return
     asked = v.version_tuple(requested)
     if asked < v.version_tuple(v.MIN_API_VERSION):
-        raise _VersionError(f"client version {requested} is too old. Minimum supported API version is "
+        raise _TooOld(f"client version {requested} is too old. Minimum supported API version is "
                             f"{v.MIN_API_VERSION}, please upgrade your client to a newer version")
     if asked > v.version_tuple(v.MAX_API_VERSION):
         raise _VersionError(f"client version {requested} is too new. Maximum supported API version is "
@@ -42,6 +42,10 @@ def _check_version(request: web.Request) -> None:
 
 class _VersionError(Exception):
     pass
+
+
+class _TooOld(_VersionError):
+    """dockerd answers this one in plain text (it is checked before its JSON error handling)."""
 
 
 @web.middleware
@@ -53,6 +57,8 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         log.debug("%s %s -> %s in %.1f ms", request.method, request.path, response.status,
                   (time.monotonic() - started) * 1000)
         return response
+    except _TooOld as e:
+        return web.Response(status=400, text=f"{e}\n", content_type="text/plain")
     except _VersionError as e:
         return error_response(400, str(e))
     except DockyardError as e:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.errors import InvalidArgument
+from dockyard.errors import DockyardError, InvalidArgument
 
 
 def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
@@ -33,7 +33,13 @@ def query_list(request: web.Request, name: str) -> list[str]:
 
 def query_filters(request: web.Request) -> dict[str, list[str]]:
     from dockyard.engine.daemon.filters import parse_filters
-    return parse_filters(request.query.get("filters"))
+    raw = request.query.get("filters")
+    if raw:
+        try:
+            json.loads(raw)
+        except ValueError as e:  # dockerd 20.10 answers undecodable filters with 500
+            raise DockyardError(f"invalid filters: {e}") from None
+    return parse_filters(raw)
 
 
 async def read_json(request: web.Request, *, required: bool = False) -> dict[str, Any]:
@@ -45,8 +51,8 @@ async def read_json(request: web.Request, *, required: bool = False) -> dict[str
         return {}
     try:
         body = json.loads(raw)
-    except ValueError as e:
-        raise InvalidArgument(f"invalid JSON: {e}") from None
+    except ValueError as e:  # dockerd 20.10: a body that does not decode is a 500
+        raise DockyardError(f"invalid JSON: {e}") from None
     if body is None:
         return {}
     if not isinstance(body, dict):

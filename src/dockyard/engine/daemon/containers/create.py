@@ -31,6 +31,8 @@ BUILTIN_NETWORKS = ("default", "bridge", "host", "none")
 
 def split_body(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(Config, HostConfig, NetworkingConfig) of a create body."""
+    if not any(k in body for k in CONFIG_KEYS):
+        raise InvalidArgument("Config cannot be empty in order to create a container")
     config = {k: copy.deepcopy(body[k]) for k in CONFIG_KEYS if k in body}
     host_config = copy.deepcopy(body.get("HostConfig") or {})
     networking = copy.deepcopy(body.get("NetworkingConfig") or {})

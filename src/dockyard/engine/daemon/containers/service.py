@@ -123,7 +123,9 @@ class ContainerService:
             parent = images.unpack(c.image_id, sn_name)
             initlayer.prepare_container(images.snapshotter(sn_name), c.id, parent or None)
 
+        t0 = time.monotonic()
         await self.daemon.run_blocking(prepare)
+        log.debug("create %s: snapshots %.1f ms", c.short_id, (time.monotonic() - t0) * 1000)
         c.snapshot_key = c.id
         try:
             resolved = [await self._resolve_volume(c, m) for m in mounts]
@@ -301,18 +303,12 @@ class ContainerService:
 
     async def _handle_exit(self, c: Container, code: int, exited_at: str, error: str = "", *,
                            oom: bool = False) -> None:
+        """Record the exit and tell everyone (oom, die), then clean up, then wake waiters and restart."""
+        t0 = time.monotonic()
         self.health.stop(c)
         paths = self.paths(c)
         self.shims.pop(c.id, None)
         self.monitors.pop(c.id, None)
-        for m in c.mount_specs:
-            if m["type"] == "volume":
-                try:
-                    await self.daemon.run_blocking(self.daemon.volumes.unmount, m["name"], c.id)
-                except DockyardError:
-                    pass
-        await self.daemon.run_blocking(task.unmount_rootfs, paths)
-        await self.daemon.run_blocking(task.remove_bundle, paths)
         c.set_exited(code, exited_at, error=error, oom=oom)
         restart = self._should_restart(c, code)
         if restart:
@@ -321,7 +317,17 @@ class ContainerService:
         if oom:
             self.emit(c, "oom")
         self.emit(c, "die", exitCode=str(code))
+        async with self.locks[c.id]:  # a start waits until this run is cleaned up
+            for m in c.mount_specs:
+                if m["type"] == "volume":
+                    try:
+                        await self.daemon.run_blocking(self.daemon.volumes.unmount, m["name"], c.id)
+                    except DockyardError:
+                        pass
+            await self.daemon.run_blocking(task.unmount_rootfs, paths)
+            await self.daemon.run_blocking(task.remove_bundle, paths)
         self.stopped_event(c).set()
+        log.debug("exit %s: recorded in %.1f ms", c.short_id, (time.monotonic() - t0) * 1000)
         result = {"StatusCode": code, "Error": {"Message": error} if error else None}
         for fut in self.exit_waiters.pop(c.id, []):
             if not fut.done():
@@ -549,6 +555,7 @@ class ContainerService:
             self.removing.discard(c.id)
 
     async def _destroy(self, c: Container, volumes: bool) -> None:
+        t0 = time.monotonic()
         self.health.stop(c)
         paths = self.paths(c)
         await self.daemon.runtime(c.runtime).delete(c.id)
@@ -557,6 +564,7 @@ class ContainerService:
         sn = self.daemon.images.snapshotter(self.daemon.snapshotter_name)
         await self.daemon.run_blocking(initlayer.remove_container, sn, c.snapshot_key)
         self.store.delete(c)
+        log.debug("remove %s: %.1f ms", c.short_id, (time.monotonic() - t0) * 1000)
         code = int(c.state.get("ExitCode") or 0)
         for m in c.mount_points:
             if m.get("Type") == "volume" and volumes and len(m.get("Name", "")) == 64 and \
