@@ -47,9 +47,9 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 from tests.support import hostclean
+from tests.support.daemonbase import DaemonBase, Result  # noqa: F401  (Result: re-exported)
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -58,17 +58,6 @@ NO_HOST_NETWORKING = ("--bridge=none", "--iptables=false", "--ip6tables=false", 
 # $1: cgroup.procs to join, $2: directory to mount on /run, then the command.
 _IN_NEW_NAMESPACE = 'echo 0 > "$1" && mount -n --bind "$2" /run && shift 2 && exec "$@"'
 _JOIN_CGROUP = 'echo 0 > "$1" && shift && exec "$@"'
-
-
-class Result(NamedTuple):
-    """What a docker CLI command did."""
-
-    rc: int
-    stdout: str
-    stderr: str
-
-    def __str__(self) -> str:
-        return f"rc={self.rc}\n--- stdout:\n{self.stdout}--- stderr:\n{self.stderr}"
 
 
 class DaemonStartError(RuntimeError):
@@ -106,7 +95,7 @@ def find_runtime_binary(name: str = "dockyard-runtime") -> str:
     return shutil.which(name) or beside
 
 
-class DockerDaemon:
+class DockerDaemon(DaemonBase):
     """One dockerd + containerd pair, private to a test session."""
 
     def __init__(self, runtimes: dict[str, str] | None = None, *, storage_driver: str = "overlay2",
@@ -129,20 +118,9 @@ class DockerDaemon:
         self._stopped = False
 
     # -- paths -------------------------------------------------------------------------------
-    def path(self, *parts: str) -> str:
-        return os.path.join(self.base, *parts)
-
     @property
     def socket_path(self) -> str:
         return self.path("docker.sock")
-
-    @property
-    def host(self) -> str:
-        return f"unix://{self.socket_path}"
-
-    @property
-    def cgroup_parent(self) -> str:
-        return f"/{self.name}"
 
     @property
     def runtime_root(self) -> str:
@@ -168,13 +146,6 @@ class DockerDaemon:
             return f"(no log: {e})"
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def __enter__(self) -> DockerDaemon:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def start(self) -> None:
         """Start containerd then dockerd; fall back from overlay2 to vfs if overlay2 will not do."""
         try:
@@ -215,17 +186,6 @@ class DockerDaemon:
         procs_file = self._tracking_cgroup()
         self._start_containerd(procs_file)
         self._start_dockerd(procs_file)
-
-    def _tracking_cgroup(self) -> str:
-        hierarchy = hostclean.tracking_hierarchy()
-        if hierarchy is None:
-            return "/dev/null"
-        tracking = os.path.join(hierarchy, self.name, "daemon")
-        try:
-            os.makedirs(tracking, exist_ok=True)
-        except OSError:  # a read-only cgroupfs: rely on the mount namespace and command lines
-            return "/dev/null"
-        return os.path.join(tracking, "cgroup.procs")
 
     def _env(self) -> dict[str, str]:
         env = {"PATH": SYSTEM_PATH, "HOME": self.base, "TMPDIR": self.path("tmp"), "LANG": "C.UTF-8"}
@@ -295,20 +255,6 @@ class DockerDaemon:
                 raise DaemonStartError(f"{what} not ready after {timeout}s:\n{self.log_tail(which=what)}")
             time.sleep(0.05)
 
-    def ping(self) -> bool:
-        """True when the Engine API answers GET /_ping with OK."""
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.settimeout(2)
-                s.connect(self.socket_path)
-                s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-                data = b""
-                while chunk := s.recv(4096):
-                    data += chunk
-        except OSError:
-            return False
-        return data.startswith(b"HTTP/1.") and b" 200 " in data.split(b"\r\n", 1)[0] and data.endswith(b"OK")
-
     def _teardown(self) -> list[str]:
         """Stop both daemons and remove every trace but the directory; return what would not go."""
         self._terminate("dockerd", self.shutdown_timeout + 10)
@@ -337,24 +283,6 @@ class DockerDaemon:
             proc.wait(timeout=10)
 
     # -- client ------------------------------------------------------------------------------
-    def docker(self, *args: str, input: str | bytes | None = None, timeout: float = 60.0) -> Result:
-        """Run the docker CLI against this daemon; returns (rc, stdout, stderr)."""
-        data = input.encode() if isinstance(input, str) else input
-        proc = subprocess.run(self.cli_argv(*args), input=data, capture_output=True,
-                              stdin=subprocess.DEVNULL if data is None else None, env=self.cli_env(),
-                              timeout=timeout)
-        return Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
-
-    def cli_argv(self, *args: str) -> list[str]:
-        """The docker CLI command line for ``args`` against this daemon (run it with cli_env())."""
-        return [self.cli, "-H", self.host, *args]
-
-    def cli_env(self) -> dict[str, str]:
-        """The CLI's environment: no DOCKER_* from the host, a private DOCKER_CONFIG."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-        env["DOCKER_CONFIG"] = self.path("cli")
-        return env
-
     def load_busybox(self, tag: str = "busybox:latest") -> str:
         """Build a static-busybox rootfs, `docker import` it as ``tag`` with CMD ["sh"]; return the image id."""
         scripts = str(REPO / "scripts")

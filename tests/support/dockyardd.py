@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tests.support import hostclean
+from tests.support.daemonbase import DaemonBase
 from tests.support.dockerd import (SYSTEM_PATH, DaemonStartError, LeakError, Result, _connects,
                                    docker_cli)
 
@@ -140,7 +141,7 @@ def load_busybox_via_cli(docker, workdir: str, tag: str = "busybox:latest") -> s
 
 
 # -- the daemon ----------------------------------------------------------------------------------
-class DockyardDaemon:
+class DockyardDaemon(DaemonBase):
     """One dockyardd, private to a test session (same surface as DockerDaemon where it fits)."""
 
     def __init__(self, *, log_dir: str | None = None, tmp_parent: str = "/tmp", start_timeout: float = 30.0,
@@ -157,20 +158,9 @@ class DockyardDaemon:
         self._stopped = False
 
     # -- paths -------------------------------------------------------------------------------
-    def path(self, *parts: str) -> str:
-        return os.path.join(self.base, *parts)
-
     @property
     def socket_path(self) -> str:
         return self.path("dockyard.sock")
-
-    @property
-    def host(self) -> str:
-        return f"unix://{self.socket_path}"
-
-    @property
-    def cgroup_parent(self) -> str:
-        return f"/{self.name}"
 
     @property
     def log_path(self) -> str:
@@ -193,13 +183,6 @@ class DockyardDaemon:
                 "--cgroup-parent", self.cgroup_parent]
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def __enter__(self) -> DockyardDaemon:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def start(self) -> None:
         """Start dockyardd and wait for GET /_ping; DaemonStartError (with the log tail) if it will not."""
         for d in ("data", "exec", "cli"):
@@ -219,33 +202,6 @@ class DockyardDaemon:
             if time.monotonic() > deadline:
                 raise DaemonStartError(f"dockyardd not ready after {self.start_timeout}s:\n{self.log_tail()}")
             time.sleep(0.05)
-
-    def _tracking_cgroup(self) -> str:
-        hierarchy = hostclean.tracking_hierarchy()
-        if hierarchy is None:
-            return "/dev/null"
-        tracking = os.path.join(hierarchy, self.name, "daemon")
-        try:
-            os.makedirs(tracking, exist_ok=True)
-        except OSError:
-            return "/dev/null"
-        return os.path.join(tracking, "cgroup.procs")
-
-    def ping(self) -> bool:
-        """True when the Engine API answers GET /_ping with 200 OK."""
-        import socket
-
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.settimeout(2)
-                s.connect(self.socket_path)
-                s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-                data = b""
-                while chunk := s.recv(4096):
-                    data += chunk
-        except OSError:
-            return False
-        return data.startswith(b"HTTP/1.") and b" 200 " in data.split(b"\r\n", 1)[0] and data.endswith(b"OK")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -300,22 +256,6 @@ class DockyardDaemon:
         return found
 
     # -- client ------------------------------------------------------------------------------
-    def docker(self, *args: str, input: str | bytes | None = None, timeout: float = 60.0) -> Result:
-        """Run the docker CLI against this daemon; returns (rc, stdout, stderr)."""
-        data = input.encode() if isinstance(input, str) else input
-        proc = subprocess.run(self.cli_argv(*args), input=data, capture_output=True,
-                              stdin=subprocess.DEVNULL if data is None else None, env=self.cli_env(),
-                              timeout=timeout)
-        return Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
-
-    def cli_argv(self, *args: str) -> list[str]:
-        return [self.cli, "-H", self.host, *args]
-
-    def cli_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-        env["DOCKER_CONFIG"] = self.path("cli")
-        return env
-
     def load_busybox(self, tag: str = "busybox:latest") -> str:
         """`docker load` the busybox image (same image id as on dockerd when loaded the same way)."""
         return load_busybox_via_cli(self.docker, self.base, tag)

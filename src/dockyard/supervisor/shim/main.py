@@ -19,7 +19,7 @@ from . import protocol
 from .jsonlog import JsonLogWriter
 from .ops import Ops
 from .process import Proc
-from .runtime import ConsoleSocket, RuntimeCli
+from .runtime import ConsoleSocket, RuntimeCli, run_piped
 from .streams import IN, Conn, Loop
 
 TYPE_CHECKING = False
@@ -105,22 +105,7 @@ class Shim:
         return proc.pid
 
     def _create_piped(self, args: list[str], proc: Proc) -> None:
-        open_stdin = bool(self.config.get("open_stdin"))
-        stdin_r, stdin_w = os.pipe() if open_stdin else (os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), -1)
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        try:
-            os.set_blocking(err_r, False)
-            code, err = self.runtime.run(args, (stdin_r, out_w, err_w), err_fd=err_r)
-        finally:
-            for fd in (stdin_r, out_w, err_w):
-                os.close(fd)
-        if code != 0:
-            for fd in (stdin_w, out_r, err_r):
-                if fd >= 0:
-                    os.close(fd)
-            raise RuntimeError(err)
-        proc.set_pipes(stdin_w, out_r, err_r)
+        run_piped(self.runtime, args, proc, bool(self.config.get("open_stdin")))
 
     def register(self, proc: Proc, pid: int) -> None:
         """Track ``pid`` as ``proc``'s process (it may have been reaped already)."""

@@ -6,7 +6,7 @@ import os
 
 from . import protocol
 from .process import Proc
-from .runtime import ConsoleSocket
+from .runtime import ConsoleSocket, run_piped
 from .streams import Conn
 
 TYPE_CHECKING = False
@@ -179,22 +179,10 @@ class ExecLauncher:
             console.close()
 
     def _with_pipes(self, args: list[str], proc: Proc) -> None:
-        stdin_r, stdin_w = os.pipe() if self.stdin else (os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), -1)
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
         try:
-            os.set_blocking(err_r, False)
-            code, err = self.shim.runtime.run(args, (stdin_r, out_w, err_w), err_fd=err_r)
-        finally:
-            for fd in (stdin_r, out_w, err_w):
-                os.close(fd)
-        if code != 0:
-            for fd in (stdin_w, out_r, err_r):
-                if fd >= 0:
-                    os.close(fd)
-            raise OpError(err)
-        proc.set_pipes(stdin_w, out_r, err_r)
-
+            run_piped(self.shim.runtime, args, proc, self.stdin)
+        except RuntimeError as e:
+            raise OpError(str(e)) from None
 
 def _remove_exec_files(bundle: str, exec_id: str) -> None:
     for suffix in (".json", ".pid"):

@@ -18,6 +18,11 @@ import os
 from .protocol import exit_code, loads
 
 # The shim uses _socket/_signal directly: socket.py and signal.py import enum (~1 MB of RSS).
+
+TYPE_CHECKING = False  # typing stays out of the shim at run time
+if TYPE_CHECKING:
+    from .process import Proc
+
 RUNTIME_TIMEOUT = 120.0
 RESET_SIGNALS = (_signal.SIGTERM, _signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGHUP, _signal.SIGINT, _signal.SIGCHLD)
 
@@ -182,3 +187,25 @@ def _size(path: str | None) -> int:
         return os.stat(path).st_size if path else 0
     except OSError:
         return 0
+
+
+def run_piped(runtime: RuntimeCli, args: list[str], proc: Proc, open_stdin: bool) -> None:
+    """Run ``args`` (create or exec) with fresh pipes as the process's stdio; hand our ends to ``proc``.
+
+    Raises RuntimeError with the runtime's message if it fails.
+    """
+    stdin_r, stdin_w = os.pipe() if open_stdin else (os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), -1)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        os.set_blocking(err_r, False)
+        code, err = runtime.run(args, (stdin_r, out_w, err_w), err_fd=err_r)
+    finally:
+        for fd in (stdin_r, out_w, err_w):
+            os.close(fd)
+    if code != 0:
+        for fd in (stdin_w, out_r, err_r):
+            if fd >= 0:
+                os.close(fd)
+        raise RuntimeError(err)
+    proc.set_pipes(stdin_w, out_r, err_r)
