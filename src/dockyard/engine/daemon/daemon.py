@@ -53,7 +53,8 @@ class Daemon:
         from dockyard.engine.daemon.containers.execs import ExecService
         self.execs = ExecService(self)
         self.id = self._engine_id()
-        self.shim_launcher = ShimLauncher(log_path=os.path.join(config.exec_root, "shim-warm.log"))
+        self.shim_launcher = ShimLauncher(log_path=os.path.join(config.exec_root, "shim-warm.log"),
+                                          owner=config.exec_root)
 
     @property
     def runtime_root(self) -> str:

@@ -92,9 +92,10 @@ class ShimLauncher:
     start on every `docker start`. If the daemon goes away, the warm shim reads EOF and exits.
     """
 
-    def __init__(self, python: str = sys.executable, log_path: str = os.devnull) -> None:
+    def __init__(self, python: str = sys.executable, log_path: str = os.devnull, owner: str = "") -> None:
         self.python = python
         self.log_path = log_path
+        self.owner = owner  # shown in the warm shim's command line (the daemon's exec root), for ps and sweeps
         self._warm: asyncio.Task[asyncio.subprocess.Process] | None = None
 
     async def _start_warm(self) -> asyncio.subprocess.Process:
@@ -102,7 +103,8 @@ class ShimLauncher:
 
         with open(self.log_path, "ab") as errlog:
             proc = await asyncio.create_subprocess_exec(
-                *shim_argv(self.python), WARM_FLAG, stdin=asyncio.subprocess.PIPE,
+                *shim_argv(self.python), WARM_FLAG, *([self.owner] if self.owner else []),
+                stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, stderr=errlog, start_new_session=True)
         return proc
 
