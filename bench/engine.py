@@ -115,22 +115,28 @@ def engine_pids(who: str, daemon: Daemon) -> dict[str, int]:
         if len(pids) != 1:
             raise RuntimeError(f"{who}: expected one {name} process, found {pids}")
         found[name] = pids[0]
+    if who == "dockyardd":  # the shim dockyardd keeps started ahead is part of its idle cost
+        warm = [p for p in find_pids(lambda argv: "--wait-for-bundle" in argv and any(daemon.base in a for a in argv))
+                if not tree([p])[1:]]
+        if warm:
+            found["warm shim"] = warm[0]
     return found
 
 
 def shim_pid(who: str, daemon: Daemon, cid: str) -> int:
-    """The shim process of container ``cid``: ours (dockyard.supervisor.shim) or containerd-shim-runc-v2."""
-    def ours(argv: list[str]) -> bool:
-        return any("dockyard.supervisor.shim" in a for a in argv) and any(a.endswith("/" + cid) for a in argv)
+    """The shim of container ``cid`` (ours or containerd-shim-runc-v2): the parent of its init.
 
-    def theirs(argv: list[str]) -> bool:
-        return bool(argv) and os.path.basename(argv[0]) == "containerd-shim-runc-v2" and cid in argv \
-            and any(daemon.base in a for a in argv)
-
-    pids = find_pids(ours if who == "dockyardd" else theirs)
-    if len(pids) != 1:
-        raise RuntimeError(f"{who}: expected one shim for {cid[:12]}, found {pids}")
-    return pids[0]
+    Both shims are child subreapers, so the container's init is reparented to its shim; this also
+    finds our shims that were started warm (their command line names no bundle).
+    """
+    pid = int(cli(daemon, "inspect", "-f", "{{.State.Pid}}", cid).strip())
+    parent = _kb(f"/proc/{pid}/status", "PPid")
+    argv = cmdline(parent)
+    ok = any("dockyard.supervisor.shim" in a for a in argv) if who == "dockyardd" else \
+        bool(argv) and os.path.basename(argv[0]) == "containerd-shim-runc-v2"
+    if not ok:
+        raise RuntimeError(f"{who}: the parent of {cid[:12]}'s init is not its shim: {argv}")
+    return parent
 
 
 # -- the docker CLI ------------------------------------------------------------------------------
