@@ -173,7 +173,11 @@ class Shim:
 
     # -- exit -----------------------------------------------------------------
     def _init_done(self) -> None:
-        """Record the exit, remove the runtime's state, answer everyone, then leave."""
+        """Record the exit, answer everyone, remove the runtime's state, then leave.
+
+        Waiters are answered before `runtime delete`: the daemon knows the shim deletes the
+        container and waits for the runtime's state to be gone before it creates it again.
+        """
         proc = self.init
         self.oom_killed = oom_killed(self.bundle)
         try:
@@ -181,13 +185,13 @@ class Shim:
                                                             "oom_killed": self.oom_killed})
         except OSError as e:  # still answer the waiters: they carry the same record
             print(f"shim: cannot write the exit file: {e}", file=sys.stderr, flush=True)
-        self.runtime.run(["delete", "--force"])
         reply = protocol.encode_line(protocol.ok(exit_code=proc.status, exited_at=proc.exited_at,
                                                  oom_killed=self.oom_killed))
-        for conn in self.exit_waiters:
+        for conn in self.exit_waiters:  # answered first: the daemon's cleanup runs beside the delete
             conn.send(reply)
             conn.finish()
         self.exit_waiters.clear()
+        self.runtime.run(["delete", "--force"])
         self.finished = True
         self.loop.call_later(EXIT_FLUSH_TIMEOUT, self._give_up_waiting)
 

@@ -75,6 +75,7 @@ class ContainerService:
         self.locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.restarts: dict[str, asyncio.Task[None]] = {}
         self.removing: set[str] = set()
+        self.shim_deletes: set[str] = set()   # containers whose last shim deletes the runtime's state
         self.health = HealthMonitors(self)
 
     # -- lookups --------------------------------------------------------------------------------
@@ -164,6 +165,7 @@ class ContainerService:
 
     async def _start_locked(self, c: Container) -> None:
         paths = self.paths(c)
+        await self._await_runtime_delete(c)
         mounts = [MountPoint(**{**m, "tmpfs_options": tuple(m.get("tmpfs_options") or ())}) for m in c.mount_specs]
         vols = self.daemon.volumes
         mounted: list[str] = []
@@ -212,6 +214,17 @@ class ContainerService:
         self.store.save(c)
         self.emit(c, "start")
         self.monitors[c.id] = asyncio.create_task(self._monitor(c, client))
+
+    async def _await_runtime_delete(self, c: Container, timeout: float = 5.0) -> None:
+        """The previous run's shim deletes the runtime's state after it reported the exit: let it finish."""
+        rt = self.daemon.runtime(c.runtime)
+        deadline = time.monotonic() + timeout
+        while rt.has_state(c.id) and rt.root is not None:
+            if time.monotonic() > deadline:
+                await rt.delete(c.id)
+                return
+            await asyncio.sleep(0.01)
+        self.shim_deletes.discard(c.id)
 
     def _record_start_failure(self, c: Container, e: BaseException) -> DockyardError:
         """Record a failed start like dockerd (exit code 127/126/128, State.Error); the error to raise.
@@ -279,6 +292,7 @@ class ContainerService:
         while True:
             try:
                 result = await client.wait()
+                self.shim_deletes.add(c.id)  # the shim runs `runtime delete` itself after answering
                 break
             except (ShimError, OSError) as e:
                 record = task.read_exit_file(self.paths(c))
@@ -558,7 +572,9 @@ class ContainerService:
         t0 = time.monotonic()
         self.health.stop(c)
         paths = self.paths(c)
-        await self.daemon.runtime(c.runtime).delete(c.id)
+        if c.id not in self.shim_deletes:
+            await self.daemon.runtime(c.runtime).delete(c.id)
+        self.shim_deletes.discard(c.id)
         await self.daemon.run_blocking(task.unmount_rootfs, paths)
         await self.daemon.run_blocking(task.remove_bundle, paths)
         sn = self.daemon.images.snapshotter(self.daemon.snapshotter_name)
