@@ -65,6 +65,11 @@ def test_ping_headers(pair):
     ("POST", "/v1.41/containers/acc-nope/start", None),
     ("POST", "/v1.41/containers/acc-nope/wait", None),
     ("POST", "/v1.41/volumes/create", b'{"Name":"bad name"}'),
+    ("POST", "/v1.41/containers/create", b'{"Image":"busybox","Cmd":5}'),  # a field of the wrong type
+    ("POST", "/v1.41/containers/create", b'{"Image":"busybox","HostConfig":{"Memory":"lots"}}'),
+    ("POST", "/v1.41/containers/create", b'{"Image":"busybox","HostConfig":{"Binds":["relative:/x:zz"]}}'),
+    ("POST", "/v1.41/containers/create", b'{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}'),
+    ("POST", "/v1.41/containers/acc-nope/kill?signal=NOPE", None),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_errors_on_the_wire(pair, method, path, body):
     if path in DOCUMENTED_VERSION_ANSWERS:

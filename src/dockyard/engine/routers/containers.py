@@ -26,7 +26,6 @@ UPDATABLE = ("CpuShares", "Memory", "CgroupParent", "BlkioWeight", "BlkioWeightD
 
 
 def inspect(request: web.Request, c: Container) -> dict[str, Any]:
-    d = daemon_of(request)
     graph = {"Name": c.driver, "Data": None}
     return c.inspect(network_settings(c), graph)
 

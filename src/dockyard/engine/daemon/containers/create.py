@@ -13,9 +13,9 @@ from dockyard.engine.daemon import names
 from dockyard.engine.daemon.containers.model import Container
 from dockyard.engine.daemon.spec import adapt_host_config, merge_image_config, validate_resources
 from dockyard.engine.daemon.spec.build import container_hostname
-from dockyard.engine.daemon.spec.mounts import MountPoint, parse_mounts
+from dockyard.engine.daemon.spec.mounts import MountPoint, parse_bind, parse_mounts
 from dockyard.engine.daemon.timefmt import now_rfc3339
-from dockyard.errors import InvalidArgument, NotFound
+from dockyard.errors import DockyardError, InvalidArgument
 
 if TYPE_CHECKING:
     from dockyard.engine.daemon.daemon import Daemon
@@ -36,14 +36,25 @@ def split_body(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], di
     config = {k: copy.deepcopy(body[k]) for k in CONFIG_KEYS if k in body}
     host_config = copy.deepcopy(body.get("HostConfig") or {})
     networking = copy.deepcopy(body.get("NetworkingConfig") or {})
-    for key, kind in (("Env", list), ("Cmd", list), ("Entrypoint", list), ("Labels", dict)):
+    for key, kind, go_type in (("Env", list, "[]string"), ("Cmd", list, "string"), ("Entrypoint", list, "string"),
+                               ("Labels", dict, "map[string]string")):
         value = config.get(key)
         if isinstance(value, str) and key in ("Cmd", "Entrypoint"):
             config[key] = [value]
         elif value is not None and not isinstance(value, kind):
-            raise InvalidArgument(f"json: cannot unmarshal {type(value).__name__} into Go struct field "
-                                  f"ContainerConfigWrapper.{key}")
+            raise _unmarshal_error(value, f"ContainerConfigWrapper.{key}", go_type)
+    for key in ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "PidsLimit", "ShmSize"):
+        value = host_config.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise _unmarshal_error(value, f"HostConfig.HostConfig.{key}", "int64")
     return config, host_config, networking
+
+
+def _unmarshal_error(value: object, field: str, go_type: str) -> DockyardError:
+    """dockerd 20.10's answer to a body field of the wrong JSON type: Go's decoder error, as a 500."""
+    kind = {bool: "bool", int: "number", float: "number", str: "string", list: "array", dict: "object"}.get(
+        type(value), "value")
+    return DockyardError(f"json: cannot unmarshal {kind} into Go struct field {field} of type {go_type}")
 
 
 def check_host_config(daemon: Daemon, hc: dict[str, Any]) -> None:
@@ -67,13 +78,7 @@ def check_host_config(daemon: Daemon, hc: dict[str, Any]) -> None:
     mode = hc.get("NetworkMode") or "default"
     if mode.startswith("container:"):
         raise InvalidArgument("network mode container:<id> is not supported by Dockyard yet")
-    if mode not in BUILTIN_NETWORKS:
-        raise NotFound(f"network {mode} not found")
-    for key in ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "PidsLimit", "ShmSize"):
-        value = hc.get(key)
-        if value is not None and not isinstance(value, int):
-            raise InvalidArgument(f"json: cannot unmarshal {type(value).__name__} into Go struct field "
-                                  f"HostConfig.{key} of type int64")
+    # An unknown network is accepted here and refused at start, as dockerd 20.10 does.
     if hc.get("NanoCpus") and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
         raise InvalidArgument("Conflicting options: Nano CPUs and CPU Period cannot both be set")
     memory, swap = int(hc.get("Memory") or 0), int(hc.get("MemorySwap") or 0)
@@ -149,6 +154,11 @@ async def build_container(daemon: Daemon, name: str,
     merged["Image"] = image_ref
     if not (merged.get("Entrypoint") or merged.get("Cmd")):
         raise InvalidArgument("No command specified")
+    for bind in hc.get("Binds") or []:  # dockerd 20.10 answers a bad -v string with a 500
+        try:
+            parse_bind(bind)
+        except InvalidArgument as e:
+            raise DockyardError(str(e)) from None
     mounts = parse_mounts(merged, hc)
     hc = normalize_host_config(daemon, adapt_host_config(hc, shm_size=daemon.config.default_shm_size))
     cid = names.new_id()

@@ -17,7 +17,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from dockyard.engine.daemon.containers import initlayer, task
-from dockyard.engine.daemon.containers.create import build_container, mount_point_json, pick_name
+from dockyard.engine.daemon.containers.create import BUILTIN_NETWORKS, build_container, mount_point_json, pick_name
 from dockyard.engine.daemon.containers.health import HealthMonitors
 from dockyard.engine.daemon.containers.model import Container
 from dockyard.engine.daemon.containers.store import ContainerStore
@@ -164,6 +164,9 @@ class ContainerService:
             await self._start_locked(c)
 
     async def _start_locked(self, c: Container) -> None:
+        mode = c.host_config.get("NetworkMode") or "default"
+        if mode not in BUILTIN_NETWORKS:
+            raise NotFound(f"network {mode} not found")
         paths = self.paths(c)
         await self._await_runtime_delete(c)
         mounts = [MountPoint(**{**m, "tmpfs_options": tuple(m.get("tmpfs_options") or ())}) for m in c.mount_specs]
@@ -402,11 +405,11 @@ class ContainerService:
 
     # -- signals, stop, wait ---------------------------------------------------------------------
     async def kill(self, ref: str, sig: str | int | None) -> None:
+        signum = parse_signal(sig)  # dockerd checks the signal before looking the container up
         try:
             c = self.get(ref)
         except NotFound as e:
             raise NotFound(f"Cannot kill container: {ref}: {e}", id=ref) from None
-        signum = parse_signal(sig)
         if not c.running or c.state.get("Restarting"):
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         if signum == _signal.SIGKILL:
