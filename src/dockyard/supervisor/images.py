@@ -30,18 +30,17 @@ from dockyard.images.archive import (ArchiveContents, ImageToSave, LoadedImage, 
                                      read_archive)
 from dockyard.images.archive import docker as docker_archive
 from dockyard.images.archive import oci_layout
-from dockyard.images.archive.export import export_tree
 from dockyard.images.archive.rootfs import import_rootfs
 from dockyard.images.archive.tarwriter import ArchiveSink, DirSink, TarSink
 from dockyard.images.unpack import LayerSource, unpack_layers
 from dockyard.oci import mediatypes as mt
 from dockyard.oci import reference
-from dockyard.oci.image import Descriptor, Index, chain_ids, match_platform
+from dockyard.oci.image import Descriptor, Index, match_platform
 from dockyard.supervisor.content.store import ContentStore
 from dockyard.supervisor.gc import GCResult, collect
 from dockyard.supervisor.leases import LeaseManager
 from dockyard.supervisor.metadata import ImageRecord, Metadata
-from dockyard.supervisor.snapshots import BaseSnapshotter, mount_all, open_snapshotter, unmount_all
+from dockyard.supervisor.snapshots import BaseSnapshotter, open_snapshotter
 
 ID_LABEL = "dockyard.image.id"
 SNAPSHOT_GC_LABEL = "containerd.io/gc.ref.snapshot."
