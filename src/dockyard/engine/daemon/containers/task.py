@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from typing import TYPE_CHECKING, Any
 
 from dockyard.engine.daemon.containers import etcfiles
 from dockyard.engine.daemon.containers.model import Container
+from dockyard.engine.flags import parse_size
 from dockyard.engine.daemon.spec import SpecInput, build_spec
 from dockyard.engine.daemon.spec.mounts import MountPoint, prepare_bind_sources
 from dockyard.engine.daemon.spec.process import prepare_working_dir
-from dockyard.errors import InvalidArgument
 from dockyard.kernel.mount import is_mountpoint
 from dockyard.supervisor.snapshots import mount_all, unmount_all
 
@@ -27,15 +26,6 @@ if TYPE_CHECKING:
     from dockyard.engine.daemon.daemon import Daemon
 
 INIT_CANDIDATES = ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/sbin/tini-static")
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)b?$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """Docker's RAMInBytes: "10m" -> 10 MiB (binary units)."""
-    m = _SIZE.match(text.strip())
-    if not m:
-        raise InvalidArgument(f"invalid size: '{text}'")
-    return int(float(m.group(1)) * 1024 ** " kmgtp".index((m.group(2) or " ").lower()))
 
 
 def init_binary() -> str | None:
