@@ -77,6 +77,9 @@ class RunControl:
     async def _start_locked(self, c: Container) -> None:
         raise NotImplementedError
 
+    async def _await_runtime_delete(self, c: Container, timeout: float = 5.0) -> None:
+        raise NotImplementedError
+
     async def _monitor(self, c: Container, client: ShimClient) -> None:
         while True:
             try:
@@ -129,6 +132,10 @@ class RunControl:
                         pass
             await self.daemon.run_blocking(task.unmount_rootfs, paths)
             await self.daemon.run_blocking(task.remove_bundle, paths)
+            # The shim runs `runtime delete` beside this cleanup; like dockerd, report the exit only
+            # once the runtime's state and cgroups are gone.
+            if c.id in self.shim_deletes:
+                await self._await_runtime_delete(c)
         self.stopped_event(c).set()
         log.debug("exit %s: recorded in %.1f ms", c.short_id, (time.monotonic() - t0) * 1000)
         result = {"StatusCode": code, "Error": {"Message": error} if error else None}

@@ -390,9 +390,10 @@ class ContainerService(RunControl):
         t0 = time.monotonic()
         self.health.stop(c)
         paths = self.paths(c)
-        if c.id not in self.shim_deletes:
+        if c.id in self.shim_deletes:  # the last shim deletes the runtime's state: let it finish
+            await self._await_runtime_delete(c)
+        else:
             await self.daemon.runtime(c.runtime).delete(c.id)
-        self.shim_deletes.discard(c.id)
         await self.daemon.run_blocking(task.unmount_rootfs, paths)
         await self.daemon.run_blocking(task.remove_bundle, paths)
         sn = self.daemon.images.snapshotter(self.daemon.snapshotter_name)
