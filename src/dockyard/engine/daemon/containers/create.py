@@ -138,7 +138,7 @@ def mount_point_json(m: MountPoint) -> dict[str, Any]:
     return d
 
 
-async def build_container(daemon: Daemon, name: str,
+async def build_container(daemon: Daemon, cid: str, name: str,
                           body: dict[str, Any]) -> tuple[Container, list[MountPoint], list[str]]:
     config, hc, networking = split_body(body)
     image_ref = config.get("Image") or ""
@@ -161,7 +161,6 @@ async def build_container(daemon: Daemon, name: str,
             raise DockyardError(str(e)) from None
     mounts = parse_mounts(merged, hc)
     hc = normalize_host_config(daemon, adapt_host_config(hc, shm_size=daemon.config.default_shm_size))
-    cid = names.new_id()
     argv = list(merged.get("Entrypoint") or []) + list(merged.get("Cmd") or [])
     merged["Hostname"] = container_hostname(cid, merged, hc)
     for key, default in (("Domainname", ""), ("User", ""), ("AttachStdin", False), ("AttachStdout", False),

@@ -16,6 +16,7 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from dockyard.engine.daemon import names
 from dockyard.engine.daemon.containers import initlayer, task
 from dockyard.engine.daemon.containers.create import BUILTIN_NETWORKS, build_container, mount_point_json, pick_name
 from dockyard.engine.daemon.containers.health import HealthMonitors
@@ -95,9 +96,17 @@ class ContainerService(RunControl):
 
     # -- create -----------------------------------------------------------------------------------
     async def create(self, name: str, body: dict[str, Any]) -> tuple[Container, list[str]]:
+        cid = names.new_id()
         full_name = pick_name(self.daemon, name)
-        c, mounts, warnings = await build_container(self.daemon, full_name, body)
-        self.store.reserve_check(full_name)
+        self.store.reserve(full_name, cid)  # concurrent creates must not pick the same name
+        try:
+            c, mounts, warnings = await build_container(self.daemon, cid, full_name, body)
+            return await self._create_snapshots(c, mounts, warnings)
+        finally:
+            self.store.release(full_name, cid)
+
+    async def _create_snapshots(self, c: Container, mounts: list[MountPoint],
+                                warnings: list[str]) -> tuple[Container, list[str]]:
         sn_name = self.daemon.snapshotter_name
         images = self.daemon.images
 

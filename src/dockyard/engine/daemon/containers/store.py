@@ -66,8 +66,18 @@ class ContainerStore:
         os.makedirs(self.dir(c.id), exist_ok=True)
         write_atomic(os.path.join(self.dir(c.id), RECORD), json.dumps(c.to_json()).encode())
 
+    def reserve(self, name: str, id: str) -> None:
+        """Hold ``name`` for the container ``id`` being created (Conflict if anyone has it)."""
+        self.reserve_check(name)
+        self._names[name] = id
+
+    def release(self, name: str, id: str) -> None:
+        """Drop a reservation that did not become a container (a recorded container keeps its name)."""
+        if self._names.get(name) == id and id not in self._by_id:
+            del self._names[name]
+
     def add(self, c: Container) -> None:
-        if c.name in self._names:
+        if self._names.get(c.name, c.id) != c.id:
             raise Conflict(_name_conflict(c.name, self._names[c.name]))
         self._by_id[c.id] = c
         self._names[c.name] = c.id
@@ -104,7 +114,7 @@ class ContainerStore:
         if ref in self._by_id:
             return self._by_id[ref]
         name = "/" + ref.lstrip("/")
-        if name in self._names:
+        if self._names.get(name) in self._by_id:
             return self._by_id[self._names[name]]
         if ref:
             found = [c for id, c in self._by_id.items() if id.startswith(ref)]
