@@ -56,7 +56,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
         await client.close()
         return client
     d.containers.emit(c, "attach")
-    shim_stream = await d.containers.attach_stream(c, stdin, stdout, stderr)
+    # Waits for the next start if the container is not running; gives up if the client leaves.
+    shim_stream = await while_connected(request, d.containers.attach_stream(c, stdin, stdout, stderr))
     if shim_stream is None:
         await client.close()
         return client

@@ -266,8 +266,9 @@ class ContainerService(RunControl):
         await self.daemon.run_blocking(task.unmount_rootfs, paths)
         await self.daemon.run_blocking(task.remove_bundle, paths)
         self.shims.pop(c.id, None)
-        for p in self.pending_attach.get(c.id, []):
-            pass  # they stay pending for the next start, like Docker's attach to a stopped container
+        for p in self.pending_attach.pop(c.id, []):  # the start failed: attached clients get EOF
+            if not p.future.done():
+                p.future.set_result(None)
 
     async def _kill_failed(self, c: Container, client: ShimClient, paths: task.Paths, volumes: list[str]) -> None:
         try:
