@@ -289,6 +289,10 @@ class ImageService:
             entry = {"created": now, **({"author": author} if author else {}), **({"comment": comment} if comment else {})}
             config["history"] = [*(config.get("history") or []), entry]
             config["created"] = now
+            if resolved is not None:  # like dockerd's committed images: the base is the parent
+                config["parent"] = resolved.config_digest
+            else:
+                config.pop("parent", None)
             for field_name, value in (("author", author), ("comment", comment)):
                 if value:
                     config[field_name] = value

@@ -361,13 +361,16 @@ def delete(svc: ImageService, ref: str, users: Users, *, force: bool = False
             raise Conflict(f'conflict: unable to remove repository reference "{ref}" (must force) - container '
                            f'{short_id(using[0][0])} is using its referenced image {short_id(info.id)}', id=ref)
         last = names == [name]
-        keep = last and (any(running for _, running in using) or (using and not force))
+        keep = last and (any(running for _, running in using) or (using and not force)
+                         or _has_children(svc, info.id))
         if keep:  # dockerd leaves the image behind, untagged, when a container still needs it
             svc.metadata.put_image(info.id, info.records[0].target, info.records[0].labels)
         _untag(svc, [name], info.id, records, events)
         if not last or keep:
             return records, events
     else:
+        if _has_children(svc, info.id):  # checked first, as by dockerd: force does not help
+            raise _conflict(info.id, "image has dependent child images", hard=True)
         if _single_repository(names):
             found = _container_conflict(info, using, force=force)
             if found:
@@ -378,6 +381,11 @@ def delete(svc: ImageService, ref: str, users: Users, *, force: bool = False
             if found or not force:
                 raise found or _conflict(info.id, "image is referenced in multiple repositories", hard=False)
     return _delete_image(svc, info, bool(using), records, events)
+
+
+def _has_children(svc: ImageService, image_id: str) -> bool:
+    """Whether another image names ``image_id`` as its parent (committed on top of it)."""
+    return any(other.config.get("parent") == image_id for other in all_images(svc).values())
 
 
 def _untag(svc: ImageService, names: list[str], image_id: str, records: list[dict[str, str]],
