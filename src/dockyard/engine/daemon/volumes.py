@@ -308,7 +308,6 @@ class VolumeService:
             out.append({**view, "UsageData": {"RefCount": refs, "Size": size}})
         return out
 
-    df_entries = usage  # the name GET /system/df calls
 
     # -- mounts ----------------------------------------------------------------------------------
 

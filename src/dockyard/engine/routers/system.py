@@ -9,6 +9,7 @@ from aiohttp import web
 
 from dockyard.engine import version as v
 from dockyard.engine.daemon import filters as F
+from dockyard.engine.daemon import images as image_views
 from dockyard.engine.daemon.timefmt import parse_api_timestamp
 from dockyard.engine.server.params import query_filters
 from dockyard.engine.server.responses import dumps, json_response, while_connected
@@ -71,17 +72,11 @@ async def df(request: web.Request) -> web.StreamResponse:
         item = listing.summary(inspect(request, c), time.time_ns())
         item["SizeRw"], item["SizeRootFs"] = await _sizes(request, c)
         containers.append(item)
-    images = await d.run_blocking(_image_summaries, d)
-    volumes = await d.run_blocking(d.volumes.df_entries) if hasattr(d.volumes, "df_entries") else []
+    images = await d.run_blocking(image_views.df_entries, d)
+    volumes = await d.run_blocking(d.volumes.usage)
     layers = sum(int(str(i.get("Size") or 0)) for i in images)
     return json_response({"LayersSize": layers, "Images": images, "Containers": containers, "Volumes": volumes,
                           "BuildCache": []})
-
-
-def _image_summaries(d: object) -> list[dict[str, object]]:
-    from dockyard.engine.daemon import images as image_views
-    fn = getattr(image_views, "df_entries", None)
-    return list(fn(d)) if fn else []
 
 
 async def build_prune(request: web.Request) -> web.StreamResponse:

@@ -68,7 +68,7 @@ async def _restore_one(svc: ContainerService, c: Container) -> None:
         svc.health.start(c)
         log.info("container %s: reconnected to its shim", c.short_id)
         return
-    record = task.read_exit_file(paths)
+    record = client.exit_record()
     if record is not None and _after(record.get("exited_at"), c.state.get("StartedAt")):
         await svc._handle_exit(c, int(record.get("exit_code", 255)), str(record.get("exited_at")),
                                oom=bool(record.get("oom_killed")))

@@ -81,20 +81,16 @@ class RunControl:
         raise NotImplementedError
 
     async def _monitor(self, c: Container, client: ShimClient) -> None:
-        while True:
-            try:
-                result = await client.wait()
-                self.shim_deletes.add(c.id)  # the shim runs `runtime delete` itself after answering
-                break
-            except (ShimError, OSError) as e:
-                record = task.read_exit_file(self.paths(c))
-                if record is not None:
-                    result = record
-                    break
+        try:
+            result = await client.wait()
+            self.shim_deletes.add(c.id)  # the shim runs `runtime delete` itself after answering
+        except (ShimError, OSError) as e:
+            record = client.exit_record()
+            if record is None:
                 log.warning("container %s: lost its shim (%s); marking it exited", c.short_id, e)
                 await self._reap_orphan(c)
-                result = {"exit_code": 255, "exited_at": now_rfc3339(), "error": "the container's shim died"}
-                break
+                record = {"exit_code": 255, "exited_at": now_rfc3339(), "error": "the container's shim died"}
+            result = record
         await self._handle_exit(c, int(result.get("exit_code", 255)), str(result.get("exited_at") or now_rfc3339()),
                                 str(result.get("error") or ""), oom=bool(result.get("oom_killed")))
 
@@ -143,11 +139,11 @@ class RunControl:
             if not fut.done():
                 fut.set_result(result)
         if c.host_config.get("AutoRemove") and c.id not in self.removing:
-            asyncio.create_task(self._auto_remove(c, result))
+            asyncio.create_task(self._auto_remove(c))
         elif restart:
             self._schedule_restart(c)
 
-    async def _auto_remove(self, c: Container, result: dict[str, Any]) -> None:
+    async def _auto_remove(self, c: Container) -> None:
         try:
             await self.remove(c.id, force=True, volumes=True)
         except DockyardError as e:

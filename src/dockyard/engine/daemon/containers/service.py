@@ -238,7 +238,7 @@ class ContainerService(RunControl):
                 c.state.update(ExitCode=code, Error=message)
             self.store.save(c)
             if c.host_config.get("AutoRemove"):
-                asyncio.create_task(self._auto_remove(c, {}))
+                asyncio.create_task(self._auto_remove(c))
         if isinstance(e, (ShimError, NotFound)):
             return InvalidArgument(message) if (missing or denied) else DockyardError(message)
         return e if isinstance(e, DockyardError) else DockyardError(message)

@@ -116,11 +116,3 @@ def remove_bundle(paths: Paths) -> None:
         os.unlink(paths.socket)
     except OSError:
         pass
-
-
-def read_exit_file(paths: Paths) -> dict[str, Any] | None:
-    try:
-        with open(paths.exit_file) as f:
-            return dict(json.load(f))
-    except (OSError, ValueError):
-        return None
