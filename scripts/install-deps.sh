@@ -14,6 +14,9 @@ packages=(
   skopeo           # copies images between OCI layouts and docker archives (image interop tests)
   debootstrap      # a real Debian rootfs for the image benchmark (cached)
   tini             # tini-static: the init `docker run --init` puts in the container
+  nftables         # libnftables: the engine's firewall rules (NAT for published ports, isolation)
+  iproute2         # ip/nsenter-side checks in networking tests
+  curl             # networking acceptance tests reach published ports with it
 )
 missing=()
 for p in "${packages[@]}"; do

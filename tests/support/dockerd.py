@@ -28,7 +28,9 @@ hard-coded. So containerd is started by us (``--containerd`` points dockerd at
 it) inside a private mount namespace whose /run is ``run/`` above, and dockerd
 joins that namespace; every mount they make (overlay2, netns, shm) stays in it
 and dies with it. Networking: no bridge, no iptables/ip6tables rules, no
-masquerading, and net.ipv4.ip_forward is not touched. Cgroups: containers go
+masquerading, and net.ipv4.ip_forward is not touched -- unless ``netns`` names a network
+namespace file (tests/support/netns_host.py): then both daemons run inside it (nsenter --net)
+with dockerd's default networking (docker0, iptables, userland proxy), all confined to it. Cgroups: containers go
 under ``/<name>`` (``--cgroup-parent``, cgroupfs driver) and the daemons under
 ``/<name>/daemon`` in one hierarchy, so a sweep by name finds every process.
 """
@@ -101,8 +103,11 @@ class DockerDaemon(DaemonBase):
     def __init__(self, runtimes: dict[str, str] | None = None, *, storage_driver: str = "overlay2",
                  log_dir: str | None = None, tmp_parent: str = "/tmp", debug: bool = True,
                  start_timeout: float = 60.0, shutdown_timeout: int = 5,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), netns: str | None = None) -> None:
         self.runtimes = dict(runtimes or {})
+        # a network namespace file (tests/support/netns_host.py): both daemons run in it WITH host
+        # networking (docker0, iptables, userland proxy); None: the caller's netns and no networking
+        self.netns = netns
         self.extra_args = tuple(extra_args)  # more dockerd flags, e.g. ("--default-runtime", "dockyard")
         self.storage_driver = storage_driver
         self.debug = debug
@@ -205,8 +210,9 @@ class DockerDaemon(DaemonBase):
         with open(config, "w") as f:
             f.write(self._containerd_config())
         sock = self.path("containerd", "containerd.sock")
+        enter_net = ["nsenter", f"--net={self.netns}", "--"] if self.netns else []
         proc = self._spawn("containerd", [
-            "unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _IN_NEW_NAMESPACE, "sh",
+            *enter_net, "unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _IN_NEW_NAMESPACE, "sh",
             procs_file, self.path("run"), "containerd", "--config", config])
         self._wait_until("containerd", proc, lambda: _connects(sock), timeout=30)
         self._mnt_ns = os.readlink(f"/proc/{proc.pid}/ns/mnt")
@@ -227,8 +233,9 @@ class DockerDaemon(DaemonBase):
     def _start_dockerd(self, procs_file: str) -> None:
         with open(self.path("daemon.json"), "w") as f:
             json.dump({"deprecated-key-path": self.path("key.json")}, f)
+        ns = [f"--net={self.netns}"] if self.netns else []
         argv = [
-            "nsenter", f"--mount=/proc/{self._procs['containerd'].pid}/ns/mnt", "--",
+            "nsenter", f"--mount=/proc/{self._procs['containerd'].pid}/ns/mnt", *ns, "--",
             "sh", "-c", _JOIN_CGROUP, "sh", procs_file,
             "dockerd", "--config-file", self.path("daemon.json"),
             "--data-root", self.path("data"), "--exec-root", self.path("exec"),
@@ -236,7 +243,8 @@ class DockerDaemon(DaemonBase):
             "--containerd", self.path("containerd", "containerd.sock"),
             "--storage-driver", self.storage_driver,
             "--cgroup-parent", self.cgroup_parent, "--exec-opt", "native.cgroupdriver=cgroupfs",
-            "--shutdown-timeout", str(self.shutdown_timeout), *NO_HOST_NETWORKING,
+            "--shutdown-timeout", str(self.shutdown_timeout),
+            *(() if self.netns else NO_HOST_NETWORKING),
         ]
         for name, path in self.runtimes.items():
             argv += ["--add-runtime", f"{name}={os.path.abspath(path)}"]

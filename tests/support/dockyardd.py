@@ -140,13 +140,21 @@ def load_busybox_via_cli(docker, workdir: str, tag: str = "busybox:latest") -> s
     return r.stdout.strip()
 
 
+# Outside a test host namespace the daemon must not touch the machine's own network (as dockerd's
+# tests/support/dockerd.py does): no bridge, no firewall table, no forwarding switched on.
+NO_HOST_NETWORKING = ("--bridge=none", "--iptables=false", "--ip-forward=false")
+
+
 # -- the daemon ----------------------------------------------------------------------------------
 class DockyardDaemon(DaemonBase):
     """One dockyardd, private to a test session (same surface as DockerDaemon where it fits)."""
 
     def __init__(self, *, log_dir: str | None = None, tmp_parent: str = "/tmp", start_timeout: float = 30.0,
-                 stop_timeout: float = 20.0, binary: str | None = None) -> None:
+                 stop_timeout: float = 20.0, binary: str | None = None, netns: str | None = None) -> None:
         self.binary = binary or dockyardd_binary()
+        # a network namespace file (tests/support/netns_host.py) the daemon runs in (nsenter --net), so
+        # its bridges and firewall rules stay there; None: the caller's namespace, as before
+        self.netns = netns
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.base = tempfile.mkdtemp(prefix=f"{hostclean.PREFIX}{os.getpid()}-", dir=tmp_parent)
@@ -180,7 +188,8 @@ class DockyardDaemon(DaemonBase):
     def argv(self) -> list[str]:
         return [self.binary, "-H", self.host, "--data-root", self.path("data"), "--exec-root",
                 self.path("exec"), "--pidfile", self.path("dockyardd.pid"), "--log-level", "debug",
-                "--cgroup-parent", self.cgroup_parent]
+                "--cgroup-parent", self.cgroup_parent,
+                *(() if self.netns else NO_HOST_NETWORKING)]
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -193,6 +202,8 @@ class DockyardDaemon(DaemonBase):
         env = {"PATH": f"{REPO / '.venv' / 'bin'}:{SYSTEM_PATH}", "HOME": self.base, "LANG": "C.UTF-8"}
         env.update({k: v for k, v in os.environ.items() if k.startswith("DOCKYARD_")})
         argv = ["sh", "-c", _JOIN_CGROUP, "sh", self._tracking_cgroup(), *self.argv()]
+        if self.netns:
+            argv = ["nsenter", f"--net={self.netns}", "--", *argv]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=env, cwd=self.base, start_new_session=True)
         deadline = time.monotonic() + self.start_timeout

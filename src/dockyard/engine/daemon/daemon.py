@@ -49,6 +49,8 @@ class Daemon:
         self.events = EventBus()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.volumes = VolumeService(self)
+        from dockyard.engine.daemon.networking.service import NetworkService
+        self.networks = NetworkService(self)
         self.containers = ContainerService(self)
         from dockyard.engine.daemon.containers.execs import ExecService
         self.execs = ExecService(self)
@@ -74,11 +76,13 @@ class Daemon:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.events.bind(self.loop)
+        await self.networks.start()
         await self.containers.restore()
         self.shim_launcher.prepare()
 
     async def shutdown(self) -> None:
         await self.containers.shutdown(live_restore=self.config.live_restore)
+        await self.networks.shutdown()
         await self.shim_launcher.close()
         self.images.close()
         self._store_thread.shutdown(wait=True)

@@ -27,7 +27,7 @@ UPDATABLE = ("CpuShares", "Memory", "CgroupParent", "BlkioWeight", "BlkioWeightD
 
 def inspect(request: web.Request, c: Container) -> dict[str, Any]:
     graph = {"Name": c.driver, "Data": None}
-    return c.inspect(network_settings(c), graph)
+    return c.inspect(network_settings(c, daemon_of(request).networks), graph)
 
 
 def _timeout(request: web.Request) -> int | None:

@@ -26,7 +26,6 @@ CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", 
                "StopTimeout", "Shell")
 LOG_DRIVERS = ("json-file", "none")
 RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
-BUILTIN_NETWORKS = ("default", "bridge", "host", "none")
 
 
 def split_body(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -75,9 +74,6 @@ def check_host_config(daemon: Daemon, hc: dict[str, Any]) -> None:
     runtime = hc.get("Runtime") or daemon.config.default_runtime
     if runtime not in daemon.config.runtimes:
         raise InvalidArgument(f"Unknown runtime specified {runtime}")
-    mode = hc.get("NetworkMode") or "default"
-    if mode.startswith("container:"):
-        raise InvalidArgument("network mode container:<id> is not supported by Dockyard yet")
     # An unknown network is accepted here and refused at start, as dockerd 20.10 does.
     if hc.get("NanoCpus") and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
         raise InvalidArgument("Conflicting options: Nano CPUs and CPU Period cannot both be set")
@@ -116,6 +112,67 @@ def normalize_host_config(daemon: Daemon, hc: dict[str, Any]) -> dict[str, Any]:
     if not hc.get("PidsLimit") or hc["PidsLimit"] <= 0:  # unlimited is stored as null, like dockerd
         hc["PidsLimit"] = None
     return hc
+
+
+def network_endpoints(daemon: Daemon, config: dict[str, Any], hc: dict[str, Any],
+                      endpoints: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The EndpointsConfig to record (keyed by network name), after dockerd's checks; and warnings."""
+    mode = hc.get("NetworkMode") or "default"
+    if mode.startswith("container:"):
+        ref = mode[len("container:"):]
+        if not ref:
+            raise InvalidArgument("Invalid network mode: invalid container format container:<name|id>")
+        daemon.containers.get(ref)
+        for present, what in ((config.get("Hostname"), "hostname"), (config.get("MacAddress"), "mac-address"),
+                              (hc.get("PortBindings") or hc.get("PublishAllPorts"), "port publishing"),
+                              (hc.get("Dns"), "dns"), (hc.get("ExtraHosts"), "custom host-to-IP mapping"),
+                              (hc.get("Links"), "links")):
+            if present:
+                if what == "port publishing":
+                    raise InvalidArgument("conflicting options: port publishing and the container type network mode")
+                raise InvalidArgument(f"conflicting options: {what} and the network mode")
+        return {}, []
+    warnings = []
+    if mode == "host" and hc.get("Links"):
+        raise InvalidArgument("conflicting options: host type networking can't be used with links. "
+                              "This would result in undefined behavior")
+    if mode == "host" and (hc.get("PortBindings") or hc.get("PublishAllPorts")):
+        warnings.append("Published ports are discarded when using host network mode")
+    if len(endpoints) > 1:
+        raise InvalidArgument("Container cannot be connected to network endpoints: " + ", ".join(endpoints))
+    name = "bridge" if mode == "default" else mode
+    key = name
+    try:
+        net = daemon.networks.by_mode(mode)
+        key = net.name if net is not None else name
+    except DockyardError:
+        net = None
+    cfg = dict(next(iter(endpoints.values())) if endpoints else {})
+    if (cfg.get("IPAMConfig") or {}).get("IPv4Address") and key == "bridge":
+        raise InvalidArgument("user specified IP address is supported on user defined networks only")
+    if (cfg.get("IPAMConfig") or {}).get("IPv4Address") and net is not None and not net.user_subnets():
+        raise InvalidArgument("user specified IP address is supported only when connecting to networks with "
+                              "user configured subnets")
+    if hc.get("Links") and key not in ("bridge", "host", "none"):
+        cfg["Links"] = list(hc["Links"])  # on a user-defined network a link is a DNS alias of this container
+    return {key: cfg}, warnings
+
+
+def legacy_links(daemon: Daemon, name: str, hc: dict[str, Any]) -> None:
+    """--link on the default bridge: check the targets and record "/target:/name/alias" as dockerd does."""
+    if not hc.get("Links") or (hc.get("NetworkMode") or "default") not in ("default", "bridge"):
+        return
+    out = []
+    for link in hc["Links"]:
+        target, _, alias = str(link).partition(":")
+        target = target.lstrip("/")
+        try:
+            child = daemon.containers.get(target)
+        except DockyardError as e:
+            raise InvalidArgument(f"could not get container for {target}: {e}") from None
+        alias = (alias or target).rsplit("/", 1)[-1]
+        out.append(f"{child.name}:{name}/{alias}")
+    hc["Links"] = out
 
 
 def pick_name(daemon: Daemon, requested: str) -> str:
@@ -160,6 +217,9 @@ async def build_container(daemon: Daemon, cid: str, name: str,
         except InvalidArgument as e:
             raise DockyardError(str(e)) from None
     mounts = parse_mounts(merged, hc)
+    endpoints, net_warnings = network_endpoints(daemon, config, hc, networking.get("EndpointsConfig") or {})
+    legacy_links(daemon, name, hc)
+    warnings = list(warnings or []) + net_warnings
     hc = normalize_host_config(daemon, adapt_host_config(hc, shm_size=daemon.config.default_shm_size))
     argv = list(merged.get("Entrypoint") or []) + list(merged.get("Cmd") or [])
     merged["Hostname"] = container_hostname(cid, merged, hc)
@@ -173,5 +233,5 @@ async def build_container(daemon: Daemon, cid: str, name: str,
     c = Container(id=cid, name=name, created=now_rfc3339(), image_id=resolved.config_digest, image_ref=image_ref,
                   config=merged, host_config=hc, path=argv[0], args=argv[1:],
                   driver="vfs" if daemon.config.storage_driver == "vfs" else "overlay2",
-                  runtime=hc["Runtime"], networking=networking.get("EndpointsConfig") or {})
+                  runtime=hc["Runtime"], networking=endpoints)
     return c, mounts, warnings

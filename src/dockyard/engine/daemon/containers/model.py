@@ -45,7 +45,8 @@ class Container:
     manually_stopped: bool = False
     mount_points: list[dict[str, Any]] = field(default_factory=list)   # Docker's Mounts[] entries
     mount_specs: list[dict[str, Any]] = field(default_factory=list)    # the MountPoints they came from
-    networking: dict[str, Any] = field(default_factory=dict)           # EndpointsConfig from create
+    networking: dict[str, Any] = field(default_factory=dict)           # EndpointsConfig: the networks it is on
+    network_settings: dict[str, Any] = field(default_factory=dict)     # the live endpoints, ports, sandbox
     exec_ids: list[str] = field(default_factory=list)
     paths: dict[str, str] = field(default_factory=dict)                # LogPath, HostsPath, ...
 
@@ -92,7 +93,8 @@ class Container:
                 "Path": self.path, "Args": self.args, "State": self.state, "SnapshotKey": self.snapshot_key,
                 "Driver": self.driver, "Runtime": self.runtime, "RestartCount": self.restart_count,
                 "HasBeenStartedBefore": self.has_been_started, "HasBeenManuallyStopped": self.manually_stopped,
-                "MountPoints": self.mount_points, "MountSpecs": self.mount_specs, "Networking": self.networking, "Paths": self.paths}
+                "MountPoints": self.mount_points, "MountSpecs": self.mount_specs, "Networking": self.networking,
+                "NetworkSettings": self.network_settings, "Paths": self.paths}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Container:
@@ -105,6 +107,7 @@ class Container:
                    manually_stopped=bool(d.get("HasBeenManuallyStopped")),
                    mount_points=list(d.get("MountPoints") or []), mount_specs=list(d.get("MountSpecs") or []),
                    networking=dict(d.get("Networking") or {}),
+                   network_settings=dict(d.get("NetworkSettings") or {}),
                    paths=dict(d.get("Paths") or {}))
 
     # -- Docker's inspect shape ------------------------------------------------------------------

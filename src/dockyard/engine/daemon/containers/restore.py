@@ -31,6 +31,9 @@ async def restore(svc: ContainerService) -> None:
         log.warning("container %s: unreadable record, ignored", id)
     await svc.daemon.run_blocking(_drop_orphan_snapshots, svc)
     await asyncio.gather(*(_restore_one(svc, c) for c in svc.store))
+    net = svc.daemon.networks
+    await net.endpoints.sweep([c for c in svc.store if c.running])
+    await net.apply_firewall()  # reconcile: the table is rewritten from what is running now
     for c in svc.store:
         policy = (c.host_config.get("RestartPolicy") or {}).get("Name")
         if not c.running and not c.manually_stopped and policy in ("always", "unless-stopped"):
@@ -48,6 +51,9 @@ async def _restore_one(svc: ContainerService, c: Container) -> None:
             await svc._reap_orphan(c)
         await svc.daemon.run_blocking(task.unmount_rootfs, paths)
         await svc.daemon.run_blocking(task.remove_bundle, paths)
+        if c.network_settings.get("SandboxKey"):
+            await svc.daemon.networks.endpoints.teardown(c)
+            svc.store.save(c)
         return
     if c.state.get("Restarting"):
         c.set_exited(int(c.state.get("ExitCode") or 0), c.state.get("FinishedAt") or now_rfc3339())
@@ -62,6 +68,7 @@ async def _restore_one(svc: ContainerService, c: Container) -> None:
         for m in c.mount_specs:  # volume reference counts live in memory: count this container again
             if m["type"] == "volume":
                 await svc.daemon.run_blocking(svc.daemon.volumes.mount, m["name"], c.id)
+        await svc.daemon.networks.endpoints.restore(c)
         svc.shims[c.id] = client
         svc.stopped[c.id] = asyncio.Event()
         svc.monitors[c.id] = asyncio.create_task(svc._monitor(c, client))

@@ -128,6 +128,8 @@ class RunControl:
                         pass
             await self.daemon.run_blocking(task.unmount_rootfs, paths)
             await self.daemon.run_blocking(task.remove_bundle, paths)
+            await self.daemon.networks.endpoints.teardown(c)
+            self.store.save(c)
             # The shim runs `runtime delete` beside this cleanup; like dockerd, report the exit only
             # once the runtime's state and cgroups are gone.
             if c.id in self.shim_deletes:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.engine.daemon import names
 from dockyard.engine.daemon.containers import initlayer, task
-from dockyard.engine.daemon.containers.create import BUILTIN_NETWORKS, build_container, mount_point_json, pick_name
+from dockyard.engine.daemon.containers.create import build_container, mount_point_json, pick_name
 from dockyard.engine.daemon.containers.health import HealthMonitors
 from dockyard.engine.daemon.containers.model import Container
 from dockyard.engine.daemon.containers.runs import RunControl, parse_signal
@@ -154,15 +154,19 @@ class ContainerService(RunControl):
             await self._start_locked(c)
 
     async def _start_locked(self, c: Container) -> None:
-        mode = c.host_config.get("NetworkMode") or "default"
-        if mode not in BUILTIN_NETWORKS:
-            raise NotFound(f"network {mode} not found")
         paths = self.paths(c)
         await self._await_runtime_delete(c)
         mounts = [MountPoint(**{**m, "tmpfs_options": tuple(m.get("tmpfs_options") or ())}) for m in c.mount_specs]
         vols = self.daemon.volumes
+        net = self.daemon.networks.endpoints
         mounted: list[str] = []
         try:
+            try:
+                network_ns = await net.setup(c)
+            except DockyardError as e:  # unknown network, address in use, port taken: said as is
+                await self._undo_start(c, paths, mounted)
+                self._record_start_failure(c, e, runtime=False)
+                raise
             await self.daemon.run_blocking(task.mount_rootfs, self.daemon, c, paths)
             resolved = []
             for m in mounts:
@@ -175,7 +179,8 @@ class ContainerService(RunControl):
                     m = dataclasses.replace(m, source=source)
                 resolved.append(m)
             t0 = time.monotonic()
-            await self.daemon.run_blocking(task.build_bundle, self.daemon, c, paths, resolved)
+            await self.daemon.run_blocking(task.build_bundle, self.daemon, c, paths, resolved, network_ns,
+                                           net.files_for(c), net.shared_files(c))
             t1 = time.monotonic()
             info = await self.daemon.shim_launcher.spawn(paths.bundle)
             log.debug("start %s: bundle %.1f ms, shim+create %.1f ms", c.short_id, (t1 - t0) * 1000,
@@ -219,14 +224,15 @@ class ContainerService(RunControl):
             await asyncio.sleep(0.01)
         self.shim_deletes.discard(c.id)
 
-    def _record_start_failure(self, c: Container, e: BaseException) -> DockyardError:
+    def _record_start_failure(self, c: Container, e: BaseException, runtime: bool = True) -> DockyardError:
         """Record a failed start like dockerd (exit code 127/126/128, State.Error); the error to raise.
 
         The runtime only says what went wrong in words, so its message decides, as in dockerd:
         a missing or non-executable command is the user's config (400), the rest is ours (500).
         """
         message = str(e)
-        if isinstance(e, (ShimError, NotFound)):
+        runtime = runtime and isinstance(e, (ShimError, NotFound))
+        if runtime:
             message = f"OCI runtime create failed: {message}: unknown"
         missing = "executable file not found" in message or "no such file or directory" in message
         denied = "permission denied" in message
@@ -239,7 +245,7 @@ class ContainerService(RunControl):
             self.store.save(c)
             if c.host_config.get("AutoRemove"):
                 asyncio.create_task(self._auto_remove(c))
-        if isinstance(e, (ShimError, NotFound)):
+        if runtime:
             return InvalidArgument(message) if (missing or denied) else DockyardError(message)
         return e if isinstance(e, DockyardError) else DockyardError(message)
 
@@ -263,6 +269,7 @@ class ContainerService(RunControl):
                 await self.daemon.run_blocking(self.daemon.volumes.unmount, name, c.id)
             except DockyardError:
                 pass
+        await self.daemon.networks.endpoints.teardown(c)
         await self.daemon.run_blocking(task.unmount_rootfs, paths)
         await self.daemon.run_blocking(task.remove_bundle, paths)
         self.shims.pop(c.id, None)
@@ -374,6 +381,21 @@ class ContainerService(RunControl):
         except Conflict as e:
             raise Conflict(f"Error when allocating new name: {e}") from None
         self.emit(c, "rename", oldName="/" + old)
+
+    # -- networks -------------------------------------------------------------------------------
+    async def connect_network(self, net_ref: str, ref: str, cfg: dict[str, Any]) -> None:
+        n = self.daemon.networks.find(net_ref)
+        c = self.get(ref)
+        async with self.locks[c.id]:
+            await self.daemon.networks.endpoints.connect(c, n, cfg)
+            self.store.save(c)
+
+    async def disconnect_network(self, net_ref: str, ref: str, force: bool) -> None:
+        n = self.daemon.networks.find(net_ref)
+        c = self.get(ref)
+        async with self.locks[c.id]:
+            await self.daemon.networks.endpoints.disconnect(c, n)
+            self.store.save(c)
 
     # -- remove ---------------------------------------------------------------------------------
     async def remove(self, ref: str, *, force: bool, volumes: bool) -> None:

@@ -77,14 +77,19 @@ def shim_config(daemon: Daemon, c: Container, paths: Paths) -> dict[str, Any]:
     }
 
 
-def network_namespace(c: Container) -> str | None:
-    return "host" if c.host_config.get("NetworkMode") == "host" else None
+def build_bundle(daemon: Daemon, c: Container, paths: Paths, mounts: list[MountPoint],
+                 network_ns: str | None = None, net: etcfiles.NetFiles = etcfiles.NetFiles(),
+                 shared_files: dict[str, str] | None = None) -> None:
+    """Blocking: /etc files, config.json and shim.json in the bundle directory.
 
-
-def build_bundle(daemon: Daemon, c: Container, paths: Paths, mounts: list[MountPoint]) -> None:
-    """Blocking: /etc files, config.json and shim.json in the bundle directory."""
-    host_net = network_namespace(c) == "host"
-    c.paths.update(etcfiles.write_all(paths.dir, c.config, c.host_config, host_net))
+    network_ns: None for a new namespace made by the runtime, "host", or a namespace file to join.
+    shared_files: the hostname/hosts/resolv.conf paths of the container whose network this one joins.
+    """
+    host_net = network_ns == "host"
+    if shared_files:
+        c.paths.update(shared_files)
+    else:
+        c.paths.update(etcfiles.write_all(paths.dir, c.config, c.host_config, host_net, net))
     c.paths["LogPath"] = paths.log if (c.host_config.get("LogConfig") or {}).get("Type") != "none" else ""
     prepare_bind_sources(mounts)
     prepare_working_dir(paths.rootfs, c.config.get("WorkingDir"))
@@ -93,7 +98,7 @@ def build_bundle(daemon: Daemon, c: Container, paths: Paths, mounts: list[MountP
     spec = build_spec(SpecInput(
         container_id=c.id, config=c.config, host_config=c.host_config, image_config=image_config,
         rootfs=paths.rootfs, mounts=mounts, hostname_path=c.paths["HostnamePath"], hosts_path=c.paths["HostsPath"],
-        resolv_conf_path=c.paths["ResolvConfPath"], network_ns=network_namespace(c),
+        resolv_conf_path=c.paths["ResolvConfPath"], network_ns=network_ns,
         cgroups_path=f"{parent.rstrip('/')}/{c.id}", default_ulimits=dict(daemon.config.default_ulimits),
         init_path=init_binary() if c.host_config.get("Init") else None))
     shutil.rmtree(paths.bundle, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""The engine side of networking: networks, container endpoints, the DNS view."""

@@ -1,0 +1,364 @@
+"""A container's network sandbox: its namespace, one endpoint per network, published ports, DNS.
+
+The sandbox is a network namespace file under <exec-root>/netns, made before the runtime runs
+and handed to it in the spec, so it outlives the daemon (live-restore). Each endpoint is a veth
+pair from the network's bridge into the sandbox (eth0, eth1, ...) with an address from the
+network's IPAM. Everything a run set up is recorded in the container's NetworkSettings, which is
+what teardown and restore work from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from dockyard.engine.daemon.containers.etcfiles import NetFiles
+from dockyard.engine.daemon.containers.model import Container
+from dockyard.errors import Conflict, DockyardError, Forbidden, InvalidArgument, NotFound
+from dockyard.network import ipam
+from dockyard.network.store import Network
+
+if TYPE_CHECKING:
+    from dockyard.engine.daemon.networking.service import NetworkService
+    from dockyard.network.firewall import PortRule
+    from dockyard.network.portmap import Binding
+
+log = logging.getLogger("dockyard.engine")
+LIVE_FIELDS = {"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+               "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": ""}
+
+
+def host_ifname(container_id: str, network_id: str) -> str:
+    return "vd" + hashlib.sha256(f"{container_id}/{network_id}".encode()).hexdigest()[:11]
+
+
+def primary_name(c: Container) -> str:
+    mode = c.host_config.get("NetworkMode") or "default"
+    return "bridge" if mode == "default" else mode
+
+
+def is_user_network(n: Network) -> bool:
+    return n.is_bridge and n.name != "bridge"
+
+
+class Endpoints:
+    def __init__(self, svc: NetworkService) -> None:
+        from dockyard.network.portmap import PortAllocator
+
+        self.svc = svc
+        self.ports = PortAllocator()
+        self.rules: dict[str, list[PortRule]] = {}
+        self._dns: Any = None
+
+    @property
+    def dns(self) -> Any:
+        if self._dns is None:
+            from dockyard.engine.daemon.networking.resolver import Resolver
+            from dockyard.network.dns import EmbeddedDNS
+            self._dns = EmbeddedDNS(Resolver(self.svc))
+        return self._dns
+
+    def sandbox_path(self, c: Container) -> str:
+        return os.path.join(self.svc.config.exec_root, "netns", c.id[:12])
+
+    def port_rules(self) -> list[PortRule]:
+        return [r for rules in self.rules.values() for r in rules]
+
+    def networks_of(self, c: Container) -> list[tuple[Network, dict[str, Any]]]:
+        """The bridge networks the container is on (its EndpointsConfig), its primary network first."""
+        mode = c.host_config.get("NetworkMode") or "default"
+        if mode in ("host", "none") or mode.startswith("container:"):
+            return []
+        first = primary_name(c)
+        names = sorted(c.networking, key=lambda name: name != first)
+        out = []
+        for name in names:
+            if name == "bridge" and not self.svc.bridge_enabled:
+                continue
+            out.append((self.svc.find(name), dict(c.networking[name] or {})))
+        return out
+
+    # -- a run -------------------------------------------------------------------------------------
+    async def setup(self, c: Container) -> str | None:
+        """Make the sandbox; return what the spec's network namespace is ("host", a path, or None)."""
+        mode = c.host_config.get("NetworkMode") or "default"
+        if mode == "host":
+            return "host"
+        if mode.startswith("container:"):
+            return self.joined_namespace(c)
+        nets = self.networks_of(c)
+        if not nets:
+            return None
+        self._check_links(c, nets)
+        from dockyard.kernel import netns
+        from dockyard.network import links
+
+        path = self.sandbox_path(c)
+        c.network_settings = {"SandboxID": secrets.token_hex(32), "SandboxKey": path, "Networks": {}, "Ports": {}}
+        try:
+            await self.svc.run(netns.remove, path)
+            await self.svc.run(netns.create, path)
+            await self.svc.run(links.loopback_up, path)
+            for i, (n, cfg) in enumerate(nets):
+                await self._attach(c, path, n, cfg, i)
+            await self._publish(c, nets[0][0])
+            if any(is_user_network(n) for n, _ in nets):
+                await self.dns.add(c.id, path)
+        except BaseException:
+            await self.teardown(c)
+            raise
+        return path
+
+    def _check_links(self, c: Container, nets: list[tuple[Network, dict[str, Any]]]) -> None:
+        if not any(n.name == "bridge" for n, _ in nets):
+            return
+        for link in c.host_config.get("Links") or []:
+            target, _, alias = str(link).partition(":")
+            child = self.svc.daemon.containers.get(target.lstrip("/"))
+            if not child.running:
+                raise Conflict(f"Cannot link to a non running container: {child.name} AS {alias}")
+
+    def joined_namespace(self, c: Container) -> str:
+        ref = (c.host_config.get("NetworkMode") or "")[len("container:"):]
+        other = self.svc.daemon.containers.get(ref)
+        if not other.running or not other.state.get("Pid"):
+            raise Conflict(f"cannot join network of a non running container: {other.id}")
+        key = other.network_settings.get("SandboxKey")
+        return str(key) if key else f"/proc/{other.state['Pid']}/ns/net"
+
+    async def _attach(self, c: Container, path: str, n: Network, cfg: dict[str, Any], index: int) -> None:
+        from dockyard.network import links
+
+        static = str((cfg.get("IPAMConfig") or {}).get("IPv4Address") or "")
+        check_static_ip(n, static)
+        book = self.svc.addresses[n.id]
+        ip, pool = book.request(c.id, static)
+        mac = str(cfg.get("MacAddress") or (c.config.get("MacAddress") if index == 0 else "") or ipam.mac_for(ip))
+        host_if = host_ifname(c.id, n.id)
+        ifname = self._free_ifname(c)
+        gateway = str(pool.gateway) if pool.gateway is not None and not n.internal else None
+        default_route = gateway if not any(ep.get("Gateway") for ep in c.network_settings["Networks"].values()) else None
+        try:
+            await self.svc.run(links.attach, path, n.bridge_name, host_if, ifname, mac,
+                               f"{ip}/{pool.subnet.prefixlen}", default_route, self.svc.mtu(n))
+        except BaseException:
+            book.release(c.id)
+            raise
+        aliases = list(cfg.get("Aliases") or [])
+        if is_user_network(n) and c.short_id not in aliases:
+            aliases.append(c.short_id)
+        c.network_settings["Networks"][n.name] = {
+            "IPAMConfig": cfg.get("IPAMConfig") or None, "Links": cfg.get("Links") or None,
+            "Aliases": aliases or None, "NetworkID": n.id, "EndpointID": secrets.token_hex(32),
+            "Gateway": str(pool.gateway) if pool.gateway is not None else "", "IPAddress": str(ip),
+            "IPPrefixLen": pool.subnet.prefixlen, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "MacAddress": mac, "DriverOpts": cfg.get("DriverOpts") or None,
+            "HostIfname": host_if, "Ifname": ifname}
+        self._event("connect", c, n)
+
+    def _event(self, action: str, c: Container, n: Network) -> None:
+        self.svc.daemon.events.emit("network", action, n.id, {"container": c.id, "name": n.name, "type": n.driver})
+
+    @staticmethod
+    def _free_ifname(c: Container) -> str:
+        used = {ep.get("Ifname") for ep in c.network_settings["Networks"].values()}
+        return next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
+
+    async def _publish(self, c: Container, n: Network) -> None:
+        from dockyard.network import portmap
+        from dockyard.network.firewall import PortRule
+
+        wanted = portmap.requested(c.config.get("ExposedPorts"), c.host_config.get("PortBindings"),
+                                   bool(c.host_config.get("PublishAllPorts")))
+        ep = c.network_settings["Networks"][n.name]
+        bindings = []
+        try:
+            for port, proto, host_ip, spec in wanted:
+                bindings.append(self.ports.allocate(c.id, port, proto, host_ip, spec))
+        except DockyardError as e:
+            self.ports.release(c.id)
+            raise portmap.endpoint_error(e, c.bare_name, ep["EndpointID"]) from None
+        c.network_settings["Ports"] = portmap.ports_doc(c.config.get("ExposedPorts"), bindings)
+        if bindings:
+            self.rules[c.id] = [PortRule(b.proto, b.host_ip, b.host_port, ep["IPAddress"], b.container_port,
+                                         n.bridge_name) for b in bindings]
+            await self.svc.apply_firewall()
+
+    async def teardown(self, c: Container) -> None:
+        """Undo a run's networking; safe on a half-made sandbox and when called twice."""
+        from dockyard.kernel import netns
+        from dockyard.network import links
+
+        ns = c.network_settings
+        if self._dns is not None:
+            await self.dns.remove(c.id)
+        self.ports.release(c.id)
+        if self.rules.pop(c.id, None):
+            await self._quiet(self.svc.apply_firewall())
+        for ep in (ns.get("Networks") or {}).values():
+            if ep.get("HostIfname"):
+                await self._quiet(self.svc.run(links.detach, ep["HostIfname"]))
+            book = self.svc.addresses.get(ep.get("NetworkID") or "")
+            if book is not None:
+                book.release(c.id)
+            if ep.get("EndpointID") and ep.get("NetworkID") in {n.id for n in self.svc.store}:
+                self._event("disconnect", c, self.svc.store.find(ep["NetworkID"]))
+            ep.update(LIVE_FIELDS)
+            ep.pop("HostIfname", None)
+            ep.pop("Ifname", None)
+        if ns.get("SandboxKey"):
+            await self._quiet(self.svc.run(netns.remove, ns["SandboxKey"]))
+        ns.update(SandboxID="", SandboxKey="", Ports={})
+
+    @staticmethod
+    async def _quiet(aw: Any) -> None:
+        try:
+            await aw
+        except (DockyardError, OSError) as e:
+            log.warning("network cleanup: %s", e)
+
+    def files_for(self, c: Container) -> NetFiles:
+        """Host entries (--link targets, then the container itself) and the resolver for its /etc files."""
+        nets = c.network_settings.get("Networks") or {}
+        cfg = self.svc.config
+        entries: list[tuple[str, str]] = []
+        if "bridge" in nets:
+            for link in c.host_config.get("Links") or []:
+                target, _, alias = str(link).partition(":")
+                try:
+                    child = self.svc.daemon.containers.get(target.lstrip("/"))
+                except NotFound:
+                    continue
+                ip = ((child.network_settings.get("Networks") or {}).get("bridge") or {}).get("IPAddress")
+                if child.running and ip:
+                    alias = alias.rsplit("/", 1)[-1] or child.bare_name
+                    names = [alias, str(child.config.get("Hostname") or child.short_id)]
+                    if alias != child.bare_name:
+                        names.append(child.bare_name)
+                    entries.append((ip, " ".join(names)))
+        first = next((ep for ep in nets.values() if ep.get("Ifname") == "eth0"), None)
+        if first is not None:
+            hostname = str(c.config.get("Hostname") or c.short_id)
+            domain = str(c.config.get("Domainname") or "")
+            entries.append((first["IPAddress"], f"{hostname}.{domain} {hostname}" if domain else hostname))
+        user = any(name not in ("bridge", "host", "none") for name in nets)
+        return NetFiles(tuple(entries), user, tuple(cfg.dns), tuple(cfg.dns_search), tuple(cfg.dns_opts))
+
+    def shared_files(self, c: Container) -> dict[str, str] | None:
+        """For --network container:<x>, the /etc files of x."""
+        mode = c.host_config.get("NetworkMode") or ""
+        if not mode.startswith("container:"):
+            return None
+        other = self.svc.daemon.containers.get(mode[len("container:"):])
+        return {k: other.paths[k] for k in ("HostnamePath", "HostsPath", "ResolvConfPath") if k in other.paths}
+
+    # -- daemon restart ------------------------------------------------------------------------------
+    async def restore(self, c: Container) -> None:
+        """A container still running after a daemon restart: take its addresses, ports and DNS back."""
+        from dockyard.network import portmap
+        from dockyard.network.firewall import PortRule
+
+        ns = c.network_settings
+        for name, ep in (ns.get("Networks") or {}).items():
+            book = self.svc.addresses.get(ep.get("NetworkID") or "")
+            if book is not None and ep.get("IPAddress"):
+                book.adopt(c.id, ep["IPAddress"])
+        primary = next((ep for ep in (ns.get("Networks") or {}).values() if ep.get("Ifname") == "eth0"), None)
+        rules = []
+        for b in bindings_from_doc(ns.get("Ports") or {}):
+            self.ports.adopt(c.id, b)
+            if primary and primary.get("IPAddress"):
+                n = self.svc.store.find(primary["NetworkID"])
+                rules.append(PortRule(b.proto, b.host_ip, b.host_port, primary["IPAddress"], b.container_port,
+                                      n.bridge_name))
+        if rules:
+            self.rules[c.id] = rules
+        user_nets = [n for n in self.svc.store if is_user_network(n) and n.name in (ns.get("Networks") or {})]
+        if user_nets and ns.get("SandboxKey"):
+            try:
+                await self.dns.add(c.id, ns["SandboxKey"])
+            except (DockyardError, OSError) as e:
+                log.warning("DNS for %s not restored: %s", c.short_id, e)
+
+    async def sweep(self, running: list[Container]) -> None:
+        """After restore: drop veths and namespace files no running container owns."""
+        from dockyard.kernel import netns
+        from dockyard.network import links
+
+        keep_if = {ep.get("HostIfname") for c in running
+                   for ep in (c.network_settings.get("Networks") or {}).values()}
+        for name in await self.svc.run(links.list_links, "vd", "veth"):
+            if name not in keep_if:
+                await self._quiet(self.svc.run(links.detach, name))
+        keep_ns = {c.network_settings.get("SandboxKey") for c in running}
+        directory = os.path.join(self.svc.config.exec_root, "netns")
+        for entry in os.listdir(directory) if os.path.isdir(directory) else []:
+            path = os.path.join(directory, entry)
+            if path not in keep_ns:
+                await self._quiet(self.svc.run(netns.remove, path))
+
+    # -- connect / disconnect ---------------------------------------------------------------------
+    async def connect(self, c: Container, n: Network, cfg: dict[str, Any]) -> None:
+        mode = c.host_config.get("NetworkMode") or "default"
+        if mode in ("host", "none") or mode.startswith("container:"):
+            raise InvalidArgument("container cannot be disconnected from host network or connected to host "
+                                  "network" if mode == "host" else
+                                  f"container sharing network namespace with another container or host cannot "
+                                  f"be connected to any other network")
+        if n.name in c.networking:
+            raise Forbidden(f"endpoint with name {c.bare_name} already exists in network {n.name}")
+        if not n.is_bridge:
+            raise Forbidden(f"container cannot be disconnected from host network or connected to host network")
+        check_static_ip(n, str((cfg.get("IPAMConfig") or {}).get("IPv4Address") or ""))
+        if c.running and c.network_settings.get("SandboxKey"):
+            await self._attach(c, c.network_settings["SandboxKey"], n, cfg, len(c.network_settings["Networks"]))
+            if is_user_network(n):
+                await self.dns.add(c.id, c.network_settings["SandboxKey"])
+        c.networking[n.name] = cfg
+
+    async def disconnect(self, c: Container, n: Network) -> None:
+        from dockyard.network import links
+
+        if n.name not in c.networking:
+            raise Forbidden(f"container {c.id} is not connected to network {n.name}")
+        ep = (c.network_settings.get("Networks") or {}).pop(n.name, None)
+        if ep and ep.get("HostIfname"):
+            await self.svc.run(links.detach, ep["HostIfname"])
+            self.svc.addresses[n.id].release(c.id)
+            self._event("disconnect", c, n)
+        c.networking.pop(n.name, None)
+
+    async def close(self) -> None:
+        if self._dns is not None:
+            await self._dns.close()
+        for owner in list(self.rules):
+            self.ports.release(owner)
+
+
+def check_static_ip(n: Network, static: str) -> None:
+    if not static:
+        return
+    if n.name == "bridge":
+        raise InvalidArgument("user specified IP address is supported on user defined networks only")
+    if not n.user_subnets():
+        raise InvalidArgument("user specified IP address is supported only when connecting to networks with "
+                              "user configured subnets")
+    pool_ok = any(ipam.parse_ip(static) in p.subnet for p in n.pools())
+    if not pool_ok:
+        raise InvalidArgument(f"no configured subnet or ip-range contain the IP address {static}")
+
+
+def bindings_from_doc(doc: dict[str, Any]) -> list[Binding]:
+    """The published ports recorded in NetworkSettings.Ports (how a restart finds them again)."""
+    from dockyard.network.portmap import Binding, parse_key
+
+    out = []
+    for key, entries in doc.items():
+        port, proto = parse_key(key)
+        for e in entries or []:
+            host_ip = "" if e.get("HostIp") in ("", "0.0.0.0") else str(e["HostIp"])
+            out.append(Binding(port, proto, host_ip, int(e["HostPort"])))
+    return out

@@ -1,0 +1,1 @@
+"""Container networking: links, addresses, firewall, ports and the embedded DNS server."""
