@@ -58,7 +58,10 @@ class Pool:
 
     @classmethod
     def from_config(cls, cfg: dict[str, object], *, default_gateway: bool = True) -> Pool:
-        subnet = parse_subnet(str(cfg["Subnet"]))
+        try:
+            subnet = parse_subnet(str(cfg["Subnet"]))
+        except InvalidArgument as e:
+            raise InvalidArgument(f"Invalid subnet {cfg['Subnet']} : {e}") from None
         rng = parse_subnet(str(cfg["IPRange"])) if cfg.get("IPRange") else None
         if rng is not None and not rng.subnet_of(subnet):
             raise Forbidden(f"no matching subnet for range {cfg['IPRange']}")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.engine.daemon import names
 from dockyard.engine.daemon.containers.model import Container
+from dockyard.engine.daemon.networking.endpoints import check_static_ip
 from dockyard.engine.daemon.spec import adapt_host_config, merge_image_config, validate_resources
 from dockyard.engine.daemon.spec.build import container_hostname
 from dockyard.engine.daemon.spec.mounts import MountPoint, parse_bind, parse_mounts
@@ -150,9 +151,8 @@ def network_endpoints(daemon: Daemon, config: dict[str, Any], hc: dict[str, Any]
     cfg = dict(next(iter(endpoints.values())) if endpoints else {})
     if (cfg.get("IPAMConfig") or {}).get("IPv4Address") and key == "bridge":
         raise InvalidArgument("user specified IP address is supported on user defined networks only")
-    if (cfg.get("IPAMConfig") or {}).get("IPv4Address") and net is not None and not net.user_subnets():
-        raise InvalidArgument("user specified IP address is supported only when connecting to networks with "
-                              "user configured subnets")
+    if net is not None:
+        check_static_ip(net, str((cfg.get("IPAMConfig") or {}).get("IPv4Address") or ""))
     if hc.get("Links") and key not in ("bridge", "host", "none"):
         cfg["Links"] = list(hc["Links"])  # on a user-defined network a link is a DNS alias of this container
     return {key: cfg}, warnings

@@ -78,7 +78,8 @@ class ExecService:
         with open(os.path.join(bundle, "config.json")) as f:
             spec = json.load(f)
         process = exec_process(spec, e.config, os.path.join(self.daemon.containers.store.dir(c.id), "rootfs"),
-                               container_config=c.config, host_config=c.host_config)
+                               container_config=c.config, host_config=c.host_config,
+                               link_env=self.daemon.networks.endpoints.link_env(c))
         e.started = True
         try:
             pid, stream = await shim.exec(e.id, process, detach=detach, stdin=bool(e.config.get("AttachStdin")))

@@ -37,7 +37,7 @@ def network_settings(c: Container, svc: NetworkService | None = None) -> dict[st
     live = (c.network_settings.get("Networks") or {}) if c.running else {}
     stored = c.network_settings.get("Networks") or {}
     networks: dict[str, Any] = {}
-    names = list(c.networking) or ([] if network_name(c).startswith("container:") else [network_name(c)])
+    names = list(c.networking)  # seeded at create with the NetworkMode network (none for container:)
     for name in names:
         if name in live:
             networks[name] = {k: v for k, v in live[name].items() if k not in PRIVATE}

@@ -180,7 +180,7 @@ class ContainerService(RunControl):
                 resolved.append(m)
             t0 = time.monotonic()
             await self.daemon.run_blocking(task.build_bundle, self.daemon, c, paths, resolved, network_ns,
-                                           net.files_for(c), net.shared_files(c))
+                                           net.files_for(c), net.shared_files(c), net.link_env(c))
             t1 = time.monotonic()
             info = await self.daemon.shim_launcher.spawn(paths.bundle)
             log.debug("start %s: bundle %.1f ms, shim+create %.1f ms", c.short_id, (t1 - t0) * 1000,
@@ -384,15 +384,15 @@ class ContainerService(RunControl):
 
     # -- networks -------------------------------------------------------------------------------
     async def connect_network(self, net_ref: str, ref: str, cfg: dict[str, Any]) -> None:
-        n = self.daemon.networks.find(net_ref)
         c = self.get(ref)
+        n = self.daemon.networks.find(net_ref)
         async with self.locks[c.id]:
             await self.daemon.networks.endpoints.connect(c, n, cfg)
             self.store.save(c)
 
     async def disconnect_network(self, net_ref: str, ref: str, force: bool) -> None:
-        n = self.daemon.networks.find(net_ref)
         c = self.get(ref)
+        n = self.daemon.networks.find(net_ref)
         async with self.locks[c.id]:
             await self.daemon.networks.endpoints.disconnect(c, n)
             self.store.save(c)

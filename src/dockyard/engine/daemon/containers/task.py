@@ -79,7 +79,7 @@ def shim_config(daemon: Daemon, c: Container, paths: Paths) -> dict[str, Any]:
 
 def build_bundle(daemon: Daemon, c: Container, paths: Paths, mounts: list[MountPoint],
                  network_ns: str | None = None, net: etcfiles.NetFiles = etcfiles.NetFiles(),
-                 shared_files: dict[str, str] | None = None) -> None:
+                 shared_files: dict[str, str] | None = None, link_env: list[str] | None = None) -> None:
     """Blocking: /etc files, config.json and shim.json in the bundle directory.
 
     network_ns: None for a new namespace made by the runtime, "host", or a namespace file to join.
@@ -100,7 +100,7 @@ def build_bundle(daemon: Daemon, c: Container, paths: Paths, mounts: list[MountP
         rootfs=paths.rootfs, mounts=mounts, hostname_path=c.paths["HostnamePath"], hosts_path=c.paths["HostsPath"],
         resolv_conf_path=c.paths["ResolvConfPath"], network_ns=network_ns,
         cgroups_path=f"{parent.rstrip('/')}/{c.id}", default_ulimits=dict(daemon.config.default_ulimits),
-        init_path=init_binary() if c.host_config.get("Init") else None))
+        init_path=init_binary() if c.host_config.get("Init") else None, link_env=list(link_env or [])))
     shutil.rmtree(paths.bundle, ignore_errors=True)
     os.makedirs(paths.bundle, mode=0o711)
     for name, doc in (("config.json", spec), ("shim.json", shim_config(daemon, c, paths))):

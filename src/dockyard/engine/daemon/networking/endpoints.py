@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from dockyard.network.portmap import Binding
 
 log = logging.getLogger("dockyard.engine")
+SHARED_NETWORK = ("container sharing network namespace with another container or host cannot be connected "
+                  "to any other network")
+HOST_NETWORK = "container cannot be disconnected from host network or connected to host network"
+NO_NETWORK = "container cannot be connected to multiple networks with one of the networks in private (none) mode"
 LIVE_FIELDS = {"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": ""}
 
@@ -225,20 +229,11 @@ class Endpoints:
         nets = c.network_settings.get("Networks") or {}
         cfg = self.svc.config
         entries: list[tuple[str, str]] = []
-        if "bridge" in nets:
-            for link in c.host_config.get("Links") or []:
-                target, _, alias = str(link).partition(":")
-                try:
-                    child = self.svc.daemon.containers.get(target.lstrip("/"))
-                except NotFound:
-                    continue
-                ip = ((child.network_settings.get("Networks") or {}).get("bridge") or {}).get("IPAddress")
-                if child.running and ip:
-                    alias = alias.rsplit("/", 1)[-1] or child.bare_name
-                    names = [alias, str(child.config.get("Hostname") or child.short_id)]
-                    if alias != child.bare_name:
-                        names.append(child.bare_name)
-                    entries.append((ip, " ".join(names)))
+        for alias, child, ip in self._linked(c):
+            names = [alias, str(child.config.get("Hostname") or child.short_id)]
+            if alias != child.bare_name:
+                names.append(child.bare_name)
+            entries.append((ip, " ".join(names)))
         first = next((ep for ep in nets.values() if ep.get("Ifname") == "eth0"), None)
         if first is not None:
             hostname = str(c.config.get("Hostname") or c.short_id)
@@ -246,6 +241,42 @@ class Endpoints:
             entries.append((first["IPAddress"], f"{hostname}.{domain} {hostname}" if domain else hostname))
         user = any(name not in ("bridge", "host", "none") for name in nets)
         return NetFiles(tuple(entries), user, tuple(cfg.dns), tuple(cfg.dns_search), tuple(cfg.dns_opts))
+
+    def _linked(self, c: Container) -> list[tuple[str, Container, str]]:
+        """(alias, target, target's IP on the default bridge) of each running --link target."""
+        out: list[tuple[str, Container, str]] = []
+        if "bridge" not in (c.network_settings.get("Networks") or {}):
+            return out
+        for link in c.host_config.get("Links") or []:
+            target, _, alias = str(link).partition(":")
+            try:
+                child = self.svc.daemon.containers.get(target.lstrip("/"))
+            except NotFound:
+                continue
+            ip = ((child.network_settings.get("Networks") or {}).get("bridge") or {}).get("IPAddress")
+            if child.running and ip:
+                out.append((alias.rsplit("/", 1)[-1] or child.bare_name, child, str(ip)))
+        return out
+
+    def link_env(self, c: Container) -> list[str]:
+        """The legacy link variables: ALIAS_PORT..., ALIAS_NAME, ALIAS_ENV_... per --link target."""
+        env: list[str] = []
+        for alias, child, ip in self._linked(c):
+            prefix = alias.upper().replace("-", "_")
+            ports = sorted((int(k.split("/")[0]), (k.split("/") + ["tcp"])[1])
+                           for k in (child.config.get("ExposedPorts") or {}))
+            if ports:
+                env.append(f"{prefix}_PORT={ports[0][1]}://{ip}:{ports[0][0]}")
+            for port, proto in ports:
+                key = f"{prefix}_PORT_{port}_{proto.upper()}"
+                env += [f"{key}={proto}://{ip}:{port}", f"{key}_ADDR={ip}", f"{key}_PORT={port}",
+                        f"{key}_PROTO={proto}"]
+            env.append(f"{prefix}_NAME={c.name}/{alias}")
+            for item in child.config.get("Env") or []:
+                k, sep, v = str(item).partition("=")
+                if sep and k not in ("HOME", "PATH"):
+                    env.append(f"{prefix}_ENV_{k}={v}")
+        return env
 
     def shared_files(self, c: Container) -> dict[str, str] | None:
         """For --network container:<x>, the /etc files of x."""
@@ -303,15 +334,14 @@ class Endpoints:
     # -- connect / disconnect ---------------------------------------------------------------------
     async def connect(self, c: Container, n: Network, cfg: dict[str, Any]) -> None:
         mode = c.host_config.get("NetworkMode") or "default"
-        if mode in ("host", "none") or mode.startswith("container:"):
-            raise InvalidArgument("container cannot be disconnected from host network or connected to host "
-                                  "network" if mode == "host" else
-                                  f"container sharing network namespace with another container or host cannot "
-                                  f"be connected to any other network")
+        if mode.startswith("container:"):
+            raise InvalidArgument(SHARED_NETWORK)
+        if mode == "host" or n.driver == "host":
+            raise InvalidArgument(HOST_NETWORK)
+        if mode == "none" or n.driver == "null":
+            raise InvalidArgument(NO_NETWORK)
         if n.name in c.networking:
             raise Forbidden(f"endpoint with name {c.bare_name} already exists in network {n.name}")
-        if not n.is_bridge:
-            raise Forbidden(f"container cannot be disconnected from host network or connected to host network")
         check_static_ip(n, str((cfg.get("IPAMConfig") or {}).get("IPv4Address") or ""))
         if c.running and c.network_settings.get("SandboxKey"):
             await self._attach(c, c.network_settings["SandboxKey"], n, cfg, len(c.network_settings["Networks"]))
@@ -322,8 +352,8 @@ class Endpoints:
     async def disconnect(self, c: Container, n: Network) -> None:
         from dockyard.network import links
 
-        if n.name not in c.networking:
-            raise Forbidden(f"container {c.id} is not connected to network {n.name}")
+        if n.name not in c.networking:  # dockerd 20.10 answers this one with a 500
+            raise DockyardError(f"container {c.id} is not connected to network {n.name}")
         ep = (c.network_settings.get("Networks") or {}).pop(n.name, None)
         if ep and ep.get("HostIfname"):
             await self.svc.run(links.detach, ep["HostIfname"])
@@ -348,7 +378,7 @@ def check_static_ip(n: Network, static: str) -> None:
                               "user configured subnets")
     pool_ok = any(ipam.parse_ip(static) in p.subnet for p in n.pools())
     if not pool_ok:
-        raise InvalidArgument(f"no configured subnet or ip-range contain the IP address {static}")
+        raise InvalidArgument(f"Invalid address {static}: It does not belong to any of this network's subnets")
 
 
 def bindings_from_doc(doc: dict[str, Any]) -> list[Binding]:

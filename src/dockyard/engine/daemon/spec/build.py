@@ -49,6 +49,7 @@ class SpecInput:
     no_new_privileges: bool = False
     seccomp_profile: str | None = None  # the daemon's --seccomp-profile JSON, if any
     cgroup_v2: bool | None = None  # None: detect
+    link_env: list[str] = field(default_factory=list)  # --link variables (ALIAS_NAME, ALIAS_PORT_...)
 
 
 def cgroup_v2_host() -> bool:
@@ -225,7 +226,7 @@ def build_spec(inp: SpecInput) -> dict:
     sec = parse_security_opts(hc.get("SecurityOpt"), inp.no_new_privileges)
     with_init = _with_init(inp)
     process = process_spec(config, hc, inp.rootfs, no_new_privileges=sec.no_new_privileges,
-                           default_ulimits=inp.default_ulimits, with_init=with_init)
+                           default_ulimits=inp.default_ulimits, with_init=with_init, link_env=inp.link_env)
     spec: dict = {
         "ociVersion": OCI_VERSION,
         "process": process,

@@ -108,11 +108,12 @@ def replace_or_append_env(defaults: list[str], overrides: list[str]) -> list[str
     return [e for e in env if e is not None]
 
 
-def daemon_env(config: dict, tty: bool) -> list[str]:
-    """PATH, HOSTNAME and (with a terminal) TERM, overridden by Config.Env."""
+def daemon_env(config: dict, tty: bool, link_env: list[str] | None = None) -> list[str]:
+    """PATH, HOSTNAME, (with a terminal) TERM and the --link variables, overridden by Config.Env."""
     env = ["PATH=" + DEFAULT_PATH_ENV, "HOSTNAME=" + (config.get("Hostname") or "")]
     if tty:
         env.append("TERM=xterm")
+    env.extend(link_env or [])
     return replace_or_append_env(env, config.get("Env") or [])
 
 
@@ -160,7 +161,8 @@ def rlimits(ulimits: list[dict] | None, defaults: dict[str, tuple[int, int]] | N
 
 
 def process_spec(config: dict, host_config: dict, rootfs: str, *, no_new_privileges: bool = False,
-                 default_ulimits: dict[str, tuple[int, int]] | None = None, with_init: bool = False) -> dict:
+                 default_ulimits: dict[str, tuple[int, int]] | None = None, with_init: bool = False,
+                 link_env: list[str] | None = None) -> dict:
     """OCI ``process`` for a container whose Config is already merged with the image's."""
     host_config = host_config or {}
     user = resolve_user(rootfs, config.get("User") or "", host_config.get("GroupAdd"))
@@ -169,7 +171,7 @@ def process_spec(config: dict, host_config: dict, rootfs: str, *, no_new_privile
     proc: dict = {
         "user": user,
         "args": command_args(config, with_init),
-        "env": daemon_env(config, bool(config.get("Tty"))),
+        "env": daemon_env(config, bool(config.get("Tty")), link_env),
         "cwd": working_dir(config.get("WorkingDir")),
         "capabilities": capabilities_for(caps, user["uid"]),
         "oomScoreAdj": int(host_config.get("OomScoreAdj") or 0),
@@ -185,7 +187,8 @@ def process_spec(config: dict, host_config: dict, rootfs: str, *, no_new_privile
 
 
 def exec_process(container_spec: dict, exec_config: dict, rootfs: str, *,
-                 container_config: dict | None = None, host_config: dict | None = None) -> dict:
+                 container_config: dict | None = None, host_config: dict | None = None,
+                 link_env: list[str] | None = None) -> dict:
     """OCI ``process`` for ``docker exec``: the container's process with the exec's overrides.
 
     Inherits capabilities, rlimits, noNewPrivileges, apparmor/selinux and
@@ -199,7 +202,7 @@ def exec_process(container_spec: dict, exec_config: dict, rootfs: str, *,
         raise InvalidArgument("No exec command specified")
     tty = bool(exec_config.get("Tty"))
     if container_config is not None:
-        base_env = daemon_env(container_config, tty)
+        base_env = daemon_env(container_config, tty, link_env)
     else:
         base_env = [e for e in proc.get("env") or [] if e != "TERM=xterm"] + (["TERM=xterm"] if tty else [])
     proc.update(args=args, env=replace_or_append_env(base_env, exec_config.get("Env") or []))
