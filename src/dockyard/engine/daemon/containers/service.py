@@ -161,12 +161,12 @@ class ContainerService(RunControl):
         net = self.daemon.networks.endpoints
         mounted: list[str] = []
         try:
-            try:
-                network_ns = await net.setup(c)
-            except DockyardError as e:  # unknown network, address in use, port taken: said as is
-                await self._undo_start(c, paths, mounted)
-                self._record_start_failure(c, e, runtime=False)
-                raise
+            network_ns = await net.setup(c)
+        except DockyardError as e:  # unknown network, address in use, port taken: said as is
+            await self._undo_start(c, paths, mounted)
+            self._record_start_failure(c, e, runtime=False)
+            raise
+        try:
             await self.daemon.run_blocking(task.mount_rootfs, self.daemon, c, paths)
             resolved = []
             for m in mounts:

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import secrets
+import time
 from typing import TYPE_CHECKING, Any
 
 from dockyard.engine.daemon.containers.etcfiles import NetFiles
@@ -35,8 +36,10 @@ LIVE_FIELDS = {"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 
                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": ""}
 
 
-def host_ifname(container_id: str, network_id: str) -> str:
-    return "vd" + hashlib.sha256(f"{container_id}/{network_id}".encode()).hexdigest()[:11]
+def host_ifname(sandbox_id: str, network_id: str) -> str:
+    """The host end's name: "vd" and 11 hex chars, new for each run, so that a veth the kernel is
+    still deleting from the last run never collides with the next one."""
+    return "vd" + hashlib.sha256(f"{sandbox_id}/{network_id}".encode()).hexdigest()[:11]
 
 
 def primary_name(c: Container) -> str:
@@ -102,19 +105,32 @@ class Endpoints:
 
         path = self.sandbox_path(c)
         c.network_settings = {"SandboxID": secrets.token_hex(32), "SandboxKey": path, "Networks": {}, "Ports": {}}
+        t0 = time.monotonic()
         try:
-            await self.svc.run(netns.remove, path)
-            await self.svc.run(netns.create, path)
-            await self.svc.run(links.loopback_up, path)
+            await self.svc.run(self._new_namespace, path)
+            t1 = time.monotonic()
             for i, (n, cfg) in enumerate(nets):
                 await self._attach(c, path, n, cfg, i)
+            t2 = time.monotonic()
             await self._publish(c, nets[0][0])
+            t3 = time.monotonic()
             if any(is_user_network(n) for n, _ in nets):
                 await self.dns.add(c.id, path)
+            log.debug("network %s: namespace %.1f ms, endpoints %.1f ms, ports %.1f ms, dns %.1f ms", c.short_id,
+                      (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000, (time.monotonic() - t3) * 1000)
         except BaseException:
             await self.teardown(c)
             raise
         return path
+
+    @staticmethod
+    def _new_namespace(path: str) -> None:
+        from dockyard.kernel import netns
+        from dockyard.network import links
+
+        netns.remove(path)
+        netns.create(path)
+        links.loopback_up(path)
 
     def _check_links(self, c: Container, nets: list[tuple[Network, dict[str, Any]]]) -> None:
         if not any(n.name == "bridge" for n, _ in nets):
@@ -141,7 +157,7 @@ class Endpoints:
         book = self.svc.addresses[n.id]
         ip, pool = book.request(c.id, static)
         mac = str(cfg.get("MacAddress") or (c.config.get("MacAddress") if index == 0 else "") or ipam.mac_for(ip))
-        host_if = host_ifname(c.id, n.id)
+        host_if = host_ifname(c.network_settings["SandboxID"], n.id)
         ifname = self._free_ifname(c)
         gateway = str(pool.gateway) if pool.gateway is not None and not n.internal else None
         default_route = gateway if not any(ep.get("Gateway") for ep in c.network_settings["Networks"].values()) else None
@@ -203,7 +219,9 @@ class Endpoints:
         if self.rules.pop(c.id, None):
             await self._quiet(self.svc.apply_firewall())
         for ep in (ns.get("Networks") or {}).values():
-            if ep.get("HostIfname"):
+            # Removing the namespace (below) makes the kernel delete its veths, host ends included,
+            # in the background: much faster than deleting each pair here.
+            if ep.get("HostIfname") and not ns.get("SandboxKey"):
                 await self._quiet(self.svc.run(links.detach, ep["HostIfname"]))
             book = self.svc.addresses.get(ep.get("NetworkID") or "")
             if book is not None:
