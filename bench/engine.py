@@ -36,6 +36,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -389,9 +390,15 @@ def main() -> None:
     parser.add_argument("--burst-rounds", type=int, default=2)
     parser.add_argument("--runtime", choices=("runc", "dockyard"), default="runc")
     parser.add_argument("--record", action="store_true", help="append the result to docs/benchmarks.md")
+    run_bench(parser, "engine", measure, report)
+
+
+def run_bench(parser: argparse.ArgumentParser, what: str, measure: Callable[[argparse.Namespace], Any],
+              report: Callable[[Any, argparse.Namespace], str]) -> None:
+    """Parse, measure, print; with --record append the report to docs/benchmarks.md."""
     args = parser.parse_args()
     if os.geteuid() != 0:
-        raise SystemExit("the engine benchmark needs root")
+        raise SystemExit(f"the {what} benchmark needs root")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the finally blocks stop the daemons
     text = report(measure(args), args)
     print(text)

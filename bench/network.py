@@ -24,7 +24,6 @@ import argparse
 import datetime
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 sys.path.insert(0, HERE)
 
-from engine import GAP, QuietDockyardDaemon, _machine, _pct, cli  # noqa: E402
+from engine import GAP, QuietDockyardDaemon, _machine, _pct, cli, run_bench  # noqa: E402
 
 from tests.support import hostclean  # noqa: E402
 from tests.support.dockerd import DockerDaemon  # noqa: E402
@@ -262,15 +261,7 @@ def main() -> None:
     parser.add_argument("--transfers", type=int, default=5)
     parser.add_argument("--size-mib", type=int, default=64)
     parser.add_argument("--record", action="store_true", help="append the result to docs/benchmarks.md")
-    args = parser.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("the network benchmark needs root")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the finally blocks stop the daemons
-    text = report(measure(args), args)
-    print(text)
-    if args.record:
-        with open(os.path.join(REPO, "docs", "benchmarks.md"), "a") as f:
-            f.write("\n" + text)
+    run_bench(parser, "network", measure, report)
 
 
 if __name__ == "__main__":

@@ -115,17 +115,23 @@ def dockyard_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sessio
     _log_dirs.append(log_dir)
     daemon = DockyardDaemon(log_dir=log_dir)
     session = SessionDaemon("dockyardd", daemon)
-    try:
-        daemon.start()
-        daemon.load_busybox()
-    except DaemonStartError as e:
-        session.error = f"dockyardd unusable: {e}"
-    except (OSError, subprocess.TimeoutExpired) as e:
-        session.error = f"dockyardd unusable: {e}\n--- log tail:\n{daemon.log_tail()}"
+    session.error = start_dockyardd(daemon)
     try:
         yield session
     finally:
         daemon.stop()
+
+
+def start_dockyardd(daemon: DockyardDaemon) -> str:
+    """Start it and load busybox; "" or why it is unusable (its cases then fail with that)."""
+    try:
+        daemon.start()
+        daemon.load_busybox()
+    except DaemonStartError as e:
+        return f"dockyardd unusable: {e}"
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"dockyardd unusable: {e}\n--- log tail:\n{daemon.log_tail()}"
+    return ""
 
 
 class BrokenEngine:
@@ -290,13 +296,20 @@ class Engine:
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine | BrokenEngine]:
     """The case's view of one engine; its containers, volumes and images are removed afterwards."""
     fixture = "dockerd_engine" if request.param == "dockerd" else "dockyard_engine"
-    session: SessionDaemon = request.getfixturevalue(fixture)
+    yield from engine_for(request.getfixturevalue(fixture), request, Engine)
+
+
+E = TypeVar("E", bound="Engine")
+
+
+def engine_for(session: Any, request: pytest.FixtureRequest, cls: Callable[[Any, str], E]) -> Iterator[E | BrokenEngine]:
+    """A case's engine (``cls``) on a session daemon, revived if it died; leaks after the case fail it."""
     if session.kind == "dockyardd" and not session.error:
         _revive(session)
     if session.error:
         yield BrokenEngine(session.error)
         return
-    eng = Engine(session, request.node.nodeid)
+    eng = cls(session, request.node.nodeid)
     try:
         yield eng
     finally:

@@ -27,7 +27,10 @@ class DaemonBase:
     base: str
     name: str
     cli: str
-    socket_path: str
+
+    @property
+    def socket_path(self) -> str:
+        raise NotImplementedError
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.base, *parts)

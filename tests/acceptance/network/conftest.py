@@ -16,7 +16,8 @@ import time
 from collections.abc import Iterator
 import pytest
 
-from tests.acceptance.conftest import ENGINES, BrokenEngine, Engine, SessionDaemon, _log_dirs, _revive
+from tests.acceptance.conftest import (ENGINES, BrokenEngine, Engine, SessionDaemon, _log_dirs, engine_for,
+                                       start_dockyardd)
 from tests.support import hostclean
 from tests.support.daemonbase import Result
 from tests.support.dockerd import DockerDaemon
@@ -38,11 +39,17 @@ class NetSession(SessionDaemon):
 @pytest.fixture(scope="session")
 def net_dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetSession]:
     """The real dockerd 20.10 with default networking, inside its own host netns; busybox loaded."""
+    yield from dockerd_session(tmp_path_factory, "net-dockerd-logs", 1)
+
+
+def dockerd_session(tmp_path_factory: pytest.TempPathFactory, logs: str, octet: int,
+                    extra_args: tuple[str, ...] = ()) -> Iterator[NetSession]:
+    """A real dockerd in a fresh host netns (remote host on 10.250.<octet>.0/30), busybox loaded."""
     hostclean.sweep_stale()
-    log_dir = str(tmp_path_factory.mktemp("net-dockerd-logs"))
+    log_dir = str(tmp_path_factory.mktemp(logs))
     _log_dirs.append(log_dir)
-    ns = NetnsHost(remote=True, subnet_octet=1)
-    daemon = DockerDaemon(log_dir=log_dir, netns=ns.path)
+    ns = NetnsHost(remote=True, subnet_octet=octet)
+    daemon = DockerDaemon(log_dir=log_dir, netns=ns.path, extra_args=extra_args)
     try:
         daemon.start()
         load_busybox_via_cli(daemon.docker, daemon.base)
@@ -62,14 +69,7 @@ def net_dockyardd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetSessi
     _log_dirs.append(log_dir)
     ns = NetnsHost(remote=True, subnet_octet=2)
     daemon = DockyardDaemon(log_dir=log_dir, netns=ns.path)
-    session = NetSession("dockyardd", daemon, ns)
-    try:
-        daemon.start()
-        daemon.load_busybox()
-    except DaemonStartError as e:
-        session.error = f"dockyardd unusable: {e}"
-    except (OSError, subprocess.TimeoutExpired) as e:
-        session.error = f"dockyardd unusable: {e}\n--- log tail:\n{daemon.log_tail()}"
+    session = NetSession("dockyardd", daemon, ns, start_dockyardd(daemon))
     try:
         yield session
     finally:
@@ -165,15 +165,4 @@ def net_engine(request: pytest.FixtureRequest) -> Iterator[NetEngine | BrokenEng
 
 
 def _engine_for(session: NetSession, request: pytest.FixtureRequest) -> Iterator[NetEngine | BrokenEngine]:
-    if session.kind == "dockyardd" and not session.error:
-        _revive(session)
-    if session.error:
-        yield BrokenEngine(session.error)
-        return
-    eng = NetEngine(session, request.node.nodeid)
-    try:
-        yield eng
-    finally:
-        leaks = eng.cleanup()
-    if leaks:
-        pytest.fail(f"[{eng.kind}] left behind after the case's containers were removed: {leaks}", pytrace=False)
+    yield from engine_for(session, request, NetEngine)

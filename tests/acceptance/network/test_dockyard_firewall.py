@@ -14,6 +14,7 @@ import pytest
 
 from tests.acceptance.conftest import BrokenEngine
 from tests.acceptance.network.conftest import NetEngine, _engine_for
+from tests.support.dockyardd import DockyardDaemon
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.privileged]
 
@@ -65,10 +66,12 @@ def test_failed_start_leaves_no_rule_address_or_link(dy: NetEngine) -> None:
 def test_daemon_start_rewrites_a_deleted_table(dy: NetEngine) -> None:
     c = dy.httpd("-p", "18203:80", body="reconciled")
     assert dy.wait_http("http://127.0.0.1:18203/file", expect="reconciled")
-    dy.daemon.kill9()
+    daemon = dy.daemon
+    assert isinstance(daemon, DockyardDaemon)
+    daemon.kill9()
     assert dy.ns.run("nft", "delete", "table", "ip", "dockyard").rc == 0
     assert dy.ns.curl("http://127.0.0.1:18203/file", timeout=2).rc != 0  # nothing forwards it now
-    dy.daemon.restart()
+    daemon.restart()
     assert dy.wait_http("http://127.0.0.1:18203/file", expect="reconciled").strip() == "reconciled"
     assert len(_dnat_lines(dy, 18203)) == 1
     assert dy.inspect(c, "{{.State.Status}}") == "running"

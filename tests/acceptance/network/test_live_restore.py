@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.acceptance.conftest import ENGINES, BrokenEngine, _log_dirs
-from tests.acceptance.network.conftest import NetEngine, NetSession, _engine_for, wget
+from tests.acceptance.network.conftest import NetEngine, NetSession, _engine_for, dockerd_session, wget
 from tests.support.dockerd import DockerDaemon
 from tests.support.dockyardd import DockyardDaemon, load_busybox_via_cli
 from tests.support.netns_host import NetnsHost
@@ -23,19 +23,7 @@ pytestmark = [pytest.mark.acceptance, pytest.mark.privileged]
 
 @pytest.fixture(scope="module")
 def live_restore_dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetSession]:
-    log_dir = str(tmp_path_factory.mktemp("net-dockerd-live-restore-logs"))
-    _log_dirs.append(log_dir)
-    ns = NetnsHost(remote=True, subnet_octet=3)
-    daemon = DockerDaemon(log_dir=log_dir, netns=ns.path, extra_args=("--live-restore",))
-    try:
-        daemon.start()
-        load_busybox_via_cli(daemon.docker, daemon.base)
-        yield NetSession("dockerd", daemon, ns)
-    finally:
-        try:
-            daemon.stop()
-        finally:
-            ns.remove()
+    yield from dockerd_session(tmp_path_factory, "net-dockerd-live-restore-logs", 3, ("--live-restore",))
 
 
 @pytest.fixture(params=ENGINES)
