@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import docker
 import pytest
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.privileged]
@@ -102,3 +103,16 @@ def test_volumes(engine):
     assert out == b"py\n"
     c.volumes.get(name).remove()
     assert name not in [v.name for v in c.volumes.list()]
+
+
+def test_not_a_swarm_node(engine):
+    """docker-py's own network tests leave a swarm after each case and accept only dockerd's 503s."""
+    client = engine.client()
+    with pytest.raises(docker.errors.APIError) as info:
+        client.api.inspect_swarm()
+    assert info.value.status_code == 503
+    assert 'This node is not a swarm manager. Use "docker swarm init"' in str(info.value)
+    assert client.api.leave_swarm(force=True) is True  # 503 "not part of a swarm" counts as done
+    with pytest.raises(docker.errors.APIError) as info:
+        client.api.remove_node("x")
+    assert info.value.status_code == 503

@@ -1,7 +1,9 @@
 """docker-py 7's network API against each engine (high-level models and the low-level APIClient).
 
 The docker sdist on PyPI ships no tests (no tests/integration/api_network_test.py or
-models_networks_test.py), so these cases make the same kind of calls themselves: networks
+models_networks_test.py), so CI cannot run docker-py's own suite; these cases make the same kind of
+calls themselves (and pin what a run of that suite found: IPAM Options null when not given, the
+MacAddress of a connect before the first start): networks
 create/get/list/prune/remove, connect/disconnect with aliases and static addresses, containers.run
 with network= and ports=, and the errors docker-py raises for Docker's status codes.
 """
@@ -161,3 +163,15 @@ def test_low_level_api_and_prune(net_engine: NetEngine) -> None:
     assert sorted(pruned["NetworksDeleted"]) == sorted([used, unused]), pruned
     with pytest.raises(docker.errors.NotFound):
         api.inspect_network(made["Id"])
+
+
+def test_ipam_options_null_and_mac_before_start(net_engine: NetEngine) -> None:
+    eng = net_engine
+    api = eng.client().api
+    name = eng.new_network()
+    api.create_network(name, ipam=_ipam("10.216.0.0/24", "10.216.0.1"))
+    assert api.inspect_network(name)["IPAM"]["Options"] is None
+    cont = api.create_container("busybox", "true", name=eng.new_name())
+    api.connect_container_to_network(cont["Id"], name, mac_address="02:42:0a:d8:00:09")
+    ep = api.inspect_container(cont["Id"])["NetworkSettings"]["Networks"][name]
+    assert ep["MacAddress"] == "02:42:0a:d8:00:09", ep

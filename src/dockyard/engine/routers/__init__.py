@@ -6,9 +6,10 @@ from dockyard.engine.server.router import Router
 
 
 def all_routers() -> list[Router]:
-    from dockyard.engine.routers import container_io, containers, execs, images, info, networks, system, volumes
+    from dockyard.engine.routers import (container_io, containers, execs, images, info, networks, swarm, system,
+                                         volumes)
 
     router = Router()
-    for module in (system, info, containers, container_io, execs, images, volumes, networks):
+    for module in (system, info, containers, container_io, execs, images, volumes, networks, swarm):
         module.add_routes(router)
     return [router]

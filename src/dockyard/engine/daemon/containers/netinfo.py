@@ -25,7 +25,8 @@ def endpoint(network_id: str = "", cfg: dict[str, Any] | None = None) -> dict[st
     return {"IPAMConfig": cfg.get("IPAMConfig") or None, "Links": cfg.get("Links") or None,
             "Aliases": cfg.get("Aliases") or None, "NetworkID": network_id, "EndpointID": "",
             "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": cfg.get("DriverOpts") or None}
+            "GlobalIPv6PrefixLen": 0, "MacAddress": cfg.get("MacAddress") or "",
+            "DriverOpts": cfg.get("DriverOpts") or None}
 
 
 def network_name(c: Container) -> str:

@@ -229,7 +229,8 @@ class NetworkService:
         if any(n.bridge_name == bridge for n in self.store):
             raise Conflict(f"bridge name {bridge} is already in use")
         n = Network(name=name, id=nid, created=now_rfc3339(), internal=bool(body.get("Internal")),
-                    attachable=bool(body.get("Attachable")), ipam_options=dict(ipam_body.get("Options") or {}),
+                    attachable=bool(body.get("Attachable")),
+                    ipam_options=dict(ipam_body["Options"]) if ipam_body.get("Options") is not None else None,
                     ipam_config=[p.to_config() for p in pools], options=options,
                     labels={str(k): str(v) for k, v in (body.get("Labels") or {}).items()},
                     bridge_name=bridge, auto_subnet=auto)
