@@ -1,7 +1,7 @@
 """Networking: dockyardd vs the real dockerd 20.10, each inside its own "host" network namespace.
 
 Each engine runs with its default networking (dockerd: docker0, iptables, userland proxy; dockyardd:
-dockyard0, nftables, its proxy) inside a NetnsHost (tests/support/netns_host.py) whose veth leads to
+dockyard0, nftables with kernel DNAT for loopback too, no proxy process) inside a NetnsHost (tests/support/netns_host.py) whose veth leads to
 a "remote host" namespace, so nothing touches this machine's own network namespace. Same docker CLI
 28, same busybox image (`docker load` of tests/support/dockyardd.busybox_archive). Engines alternate:
 1. start time on the default bridge: `docker run --rm busybox true`, 2 warm-ups, then --runs each
@@ -240,7 +240,7 @@ def report(res: dict, args: argparse.Namespace) -> str:
         _line("`docker run --rm busybox true` (default bridge), median", ms, med, "{:.0f} ms", bold=True),
         _line("same, p90", ms, p90, "{:.0f} ms"),
         _line("connect + GET + close via 127.0.0.1:P, median", res.get("lat_local", {}), med, "{:.2f} ms",
-              bold=True, note="dockerd: docker-proxy"),
+              bold=True, note="dockerd: docker-proxy; dockyardd: kernel DNAT"),
         _line("same, p90", res.get("lat_local", {}), p90, "{:.2f} ms"),
         _line("connect + GET + close from the remote host, median", res.get("lat_remote", {}), med, "{:.2f} ms",
               note="DNAT path"),
