@@ -65,6 +65,20 @@ def test_published_port_reached_from_remote_host(net_engine: NetEngine) -> None:
     assert r.rc != 0 and "from-afar" not in r.stdout, r  # unpublished with the container
 
 
+def test_published_port_on_ipv6_loopback(net_engine: NetEngine) -> None:
+    """The kernel cannot DNAT [::1] to a container's IPv4 address: a userland proxy serves it."""
+    eng = net_engine
+    c = eng.httpd("-p", "18087:80", body="over-v6")
+    assert eng.wait_http("http://[::1]:18087/file", expect="over-v6").strip() == "over-v6"
+    assert "80/tcp -> [::]:18087" in _port_lines(eng, c)
+    local = eng.httpd("-p", "127.0.0.1:18088:80", body="v4-only")
+    assert eng.wait_http("http://127.0.0.1:18088/file", expect="v4-only")
+    assert eng.ns.curl("http://[::1]:18088/file", timeout=2).rc != 0  # bound to 127.0.0.1 only
+    assert _port_lines(eng, local) == ["80/tcp -> 127.0.0.1:18088"]
+    eng.ok("rm", "-f", c)
+    assert eng.ns.curl("http://[::1]:18087/file", timeout=2).rc != 0
+
+
 def test_same_port_twice_is_refused(net_engine: NetEngine) -> None:
     eng = net_engine
     eng.httpd("-p", "18082:80")

@@ -25,7 +25,6 @@ from dockyard.network.store import Network
 if TYPE_CHECKING:
     from dockyard.engine.daemon.networking.service import NetworkService
     from dockyard.network.firewall import PortRule
-    from dockyard.network.portmap import Binding
 
 log = logging.getLogger("dockyard.engine")
 SHARED_NETWORK = ("container sharing network namespace with another container or host cannot be connected "
@@ -53,11 +52,10 @@ def is_user_network(n: Network) -> bool:
 
 class Endpoints:
     def __init__(self, svc: NetworkService) -> None:
-        from dockyard.network.portmap import PortAllocator
+        from dockyard.engine.daemon.networking.published import Published
 
         self.svc = svc
-        self.ports = PortAllocator()
-        self.rules: dict[str, list[PortRule]] = {}
+        self.published = Published(svc)
         self._dns: Any = None
 
     @property
@@ -72,7 +70,7 @@ class Endpoints:
         return os.path.join(self.svc.config.exec_root, "netns", c.id[:12])
 
     def port_rules(self) -> list[PortRule]:
-        return [r for rules in self.rules.values() for r in rules]
+        return self.published.port_rules()
 
     def networks_of(self, c: Container) -> list[tuple[Network, dict[str, Any]]]:
         """The bridge networks the container is on (its EndpointsConfig), its primary network first."""
@@ -112,7 +110,8 @@ class Endpoints:
             for i, (n, cfg) in enumerate(nets):
                 await self._attach(c, path, n, cfg, i)
             t2 = time.monotonic()
-            await self._publish(c, nets[0][0])
+            first = nets[0][0]
+            await self.published.publish(c, c.network_settings["Networks"][first.name], first.bridge_name)
             t3 = time.monotonic()
             if any(is_user_network(n) for n, _ in nets):
                 await self.dns.add(c.id, path)
@@ -187,26 +186,6 @@ class Endpoints:
         used = {ep.get("Ifname") for ep in c.network_settings["Networks"].values()}
         return next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
 
-    async def _publish(self, c: Container, n: Network) -> None:
-        from dockyard.network import portmap
-        from dockyard.network.firewall import PortRule
-
-        wanted = portmap.requested(c.config.get("ExposedPorts"), c.host_config.get("PortBindings"),
-                                   bool(c.host_config.get("PublishAllPorts")))
-        ep = c.network_settings["Networks"][n.name]
-        bindings = []
-        try:
-            for port, proto, host_ip, spec in wanted:
-                bindings.append(self.ports.allocate(c.id, port, proto, host_ip, spec))
-        except DockyardError as e:
-            self.ports.release(c.id)
-            raise portmap.endpoint_error(e, c.bare_name, ep["EndpointID"]) from None
-        c.network_settings["Ports"] = portmap.ports_doc(c.config.get("ExposedPorts"), bindings)
-        if bindings:
-            self.rules[c.id] = [PortRule(b.proto, b.host_ip, b.host_port, ep["IPAddress"], b.container_port,
-                                         n.bridge_name) for b in bindings]
-            await self.svc.apply_firewall()
-
     async def teardown(self, c: Container) -> None:
         """Undo a run's networking; safe on a half-made sandbox and when called twice."""
         from dockyard.kernel import netns
@@ -215,9 +194,7 @@ class Endpoints:
         ns = c.network_settings
         if self._dns is not None:
             await self.dns.remove(c.id)
-        self.ports.release(c.id)
-        if self.rules.pop(c.id, None):
-            await self._quiet(self.svc.apply_firewall())
+        await self.published.unpublish(c)
         for ep in (ns.get("Networks") or {}).values():
             # Removing the namespace (below) makes the kernel delete its veths, host ends included,
             # in the background: much faster than deleting each pair here.
@@ -307,24 +284,14 @@ class Endpoints:
     # -- daemon restart ------------------------------------------------------------------------------
     async def restore(self, c: Container) -> None:
         """A container still running after a daemon restart: take its addresses, ports and DNS back."""
-        from dockyard.network import portmap
-        from dockyard.network.firewall import PortRule
-
         ns = c.network_settings
         for name, ep in (ns.get("Networks") or {}).items():
             book = self.svc.addresses.get(ep.get("NetworkID") or "")
             if book is not None and ep.get("IPAddress"):
                 book.adopt(c.id, ep["IPAddress"])
         primary = next((ep for ep in (ns.get("Networks") or {}).values() if ep.get("Ifname") == "eth0"), None)
-        rules = []
-        for b in bindings_from_doc(ns.get("Ports") or {}):
-            self.ports.adopt(c.id, b)
-            if primary and primary.get("IPAddress"):
-                n = self.svc.store.find(primary["NetworkID"])
-                rules.append(PortRule(b.proto, b.host_ip, b.host_port, primary["IPAddress"], b.container_port,
-                                      n.bridge_name))
-        if rules:
-            self.rules[c.id] = rules
+        bridge = self.svc.store.find(primary["NetworkID"]).bridge_name if primary else ""
+        await self.published.restore(c, primary, bridge)
         user_nets = [n for n in self.svc.store if is_user_network(n) and n.name in (ns.get("Networks") or {})]
         if user_nets and ns.get("SandboxKey"):
             try:
@@ -380,10 +347,9 @@ class Endpoints:
         c.networking.pop(n.name, None)
 
     async def close(self) -> None:
+        await self.published.close()
         if self._dns is not None:
             await self._dns.close()
-        for owner in list(self.rules):
-            self.ports.release(owner)
 
 
 def check_static_ip(n: Network, static: str) -> None:
@@ -397,16 +363,3 @@ def check_static_ip(n: Network, static: str) -> None:
     pool_ok = any(ipam.parse_ip(static) in p.subnet for p in n.pools())
     if not pool_ok:
         raise InvalidArgument(f"Invalid address {static}: It does not belong to any of this network's subnets")
-
-
-def bindings_from_doc(doc: dict[str, Any]) -> list[Binding]:
-    """The published ports recorded in NetworkSettings.Ports (how a restart finds them again)."""
-    from dockyard.network.portmap import Binding, parse_key
-
-    out = []
-    for key, entries in doc.items():
-        port, proto = parse_key(key)
-        for e in entries or []:
-            host_ip = "" if e.get("HostIp") in ("", "0.0.0.0") else str(e["HostIp"])
-            out.append(Binding(port, proto, host_ip, int(e["HostPort"])))
-    return out
