@@ -150,8 +150,10 @@ class DockyardDaemon(DaemonBase):
     """One dockyardd, private to a test session (same surface as DockerDaemon where it fits)."""
 
     def __init__(self, *, log_dir: str | None = None, tmp_parent: str = "/tmp", start_timeout: float = 30.0,
-                 stop_timeout: float = 20.0, binary: str | None = None, netns: str | None = None) -> None:
+                 stop_timeout: float = 20.0, binary: str | None = None, netns: str | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.binary = binary or dockyardd_binary()
+        self.extra_args = extra_args
         # a network namespace file (tests/support/netns_host.py) the daemon runs in (nsenter --net), so
         # its bridges and firewall rules stay there; None: the caller's namespace, as before
         self.netns = netns
@@ -189,7 +191,7 @@ class DockyardDaemon(DaemonBase):
         return [self.binary, "-H", self.host, "--data-root", self.path("data"), "--exec-root",
                 self.path("exec"), "--pidfile", self.path("dockyardd.pid"), "--log-level", "debug",
                 "--cgroup-parent", self.cgroup_parent,
-                *(() if self.netns else NO_HOST_NETWORKING)]
+                *(() if self.netns else NO_HOST_NETWORKING), *self.extra_args]
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
