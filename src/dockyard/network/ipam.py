@@ -15,6 +15,8 @@ from dockyard.errors import Conflict, Forbidden, InvalidArgument, Unavailable
 
 IPv4Net = ipaddress.IPv4Network
 IPv4 = ipaddress.IPv4Address
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Docker's local default pools: 172.17-31.0.0/16, then 192.168.0.0/16 cut in /20s. 172.17.0.0/16 is
 # left out: it is what a Docker engine on the same host gives docker0.
@@ -28,44 +30,46 @@ def default_pools() -> Iterator[IPv4Net]:
 
 
 def parse_subnet(text: str) -> IPv4Net:
-    try:
-        net = ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        raise InvalidArgument(f"invalid CIDR address: {text}") from None
+    """An IPv4 subnet (where only IPv4 makes sense: --bip, --fixed-cidr, the host's routes)."""
+    net = parse_any_subnet(text)
     if not isinstance(net, IPv4Net):
-        raise InvalidArgument("IPv6 networks are not supported by Dockyard yet")
+        raise InvalidArgument(f"invalid IPv4 CIDR address: {text}")
     return net
 
 
-def parse_ip(text: str) -> IPv4:
+def parse_any_subnet(text: str) -> IPNet:
     try:
-        ip = ipaddress.ip_address(text)
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise InvalidArgument(f"invalid CIDR address: {text}") from None
+
+
+def parse_ip(text: str) -> IP:
+    try:
+        return ipaddress.ip_address(text)
     except ValueError:
         raise InvalidArgument(f"invalid IP address: {text}") from None
-    if not isinstance(ip, IPv4):
-        raise InvalidArgument("IPv6 addresses are not supported by Dockyard yet")
-    return ip
 
 
 @dataclass
 class Pool:
     """One IPAM.Config entry of a network, validated."""
 
-    subnet: IPv4Net
-    gateway: IPv4 | None
-    ip_range: IPv4Net | None = None
-    aux: dict[str, IPv4] = field(default_factory=dict)
+    subnet: IPNet
+    gateway: IP | None
+    ip_range: IPNet | None = None
+    aux: dict[str, IP] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, cfg: dict[str, object], *, default_gateway: bool = True) -> Pool:
         try:
-            subnet = parse_subnet(str(cfg["Subnet"]))
+            subnet = parse_any_subnet(str(cfg["Subnet"]))
         except InvalidArgument as e:
             raise InvalidArgument(f"Invalid subnet {cfg['Subnet']} : {e}") from None
-        rng = parse_subnet(str(cfg["IPRange"])) if cfg.get("IPRange") else None
-        if rng is not None and not rng.subnet_of(subnet):
+        rng = parse_any_subnet(str(cfg["IPRange"])) if cfg.get("IPRange") else None
+        if rng is not None and (rng.version != subnet.version or not rng.subnet_of(subnet)):  # type: ignore[arg-type]
             raise Forbidden(f"no matching subnet for range {cfg['IPRange']}")
-        gw: IPv4 | None = None
+        gw: IP | None = None
         if cfg.get("Gateway"):
             gw = parse_ip(str(cfg["Gateway"]))
             if gw not in subnet:
@@ -90,16 +94,22 @@ class Pool:
             out["AuxiliaryAddresses"] = {k: str(v) for k, v in self.aux.items()}
         return out
 
-    def reserved(self) -> set[IPv4]:
-        out = {self.subnet.network_address, self.subnet.broadcast_address, *self.aux.values()}
+    @property
+    def version(self) -> int:
+        return self.subnet.version
+
+    def reserved(self) -> set[IP]:
+        out: set[IP] = {self.subnet.network_address, *self.aux.values()}
+        if self.version == 4:
+            out.add(self.subnet.broadcast_address)
         if self.gateway is not None:
             out.add(self.gateway)
         return out
 
 
-def pick_subnet(taken: Iterable[IPv4Net], candidates: Iterable[IPv4Net] | None = None) -> IPv4Net:
+def pick_subnet(taken: Iterable[IPNet], candidates: Iterable[IPv4Net] | None = None) -> IPv4Net:
     """The first default pool overlapping nothing taken (our networks, the host's routes, docker0)."""
-    used = [*taken, DOCKER0_SUBNET]
+    used = [t for t in taken if t.version == 4] + [DOCKER0_SUBNET]
     for net in candidates if candidates is not None else default_pools():
         if not any(net.overlaps(t) for t in used):
             return net
@@ -107,8 +117,8 @@ def pick_subnet(taken: Iterable[IPv4Net], candidates: Iterable[IPv4Net] | None =
                       "to assign to the network")
 
 
-def check_overlap(subnet: IPv4Net, others: Iterable[IPv4Net]) -> None:
-    if any(subnet.overlaps(o) for o in others):
+def check_overlap(subnet: IPNet, others: Iterable[IPNet]) -> None:
+    if any(subnet.version == o.version and subnet.overlaps(o) for o in others):  # type: ignore[arg-type]
         raise Forbidden("Pool overlaps with other one on this address space")
 
 
@@ -119,12 +129,15 @@ class Addresses:
         self.name = network_name
         self.id = network_id
         self.pools = pools
-        self.used: dict[IPv4, str] = {}   # address -> owner (endpoint key)
+        self.used: dict[IP, str] = {}   # address -> owner (endpoint key)
 
-    def pool_of(self, ip: IPv4) -> Pool | None:
-        return next((p for p in self.pools if ip in p.subnet), None)
+    def pool_of(self, ip: IP) -> Pool | None:
+        return next((p for p in self.pools if p.version == ip.version and ip in p.subnet), None)
 
-    def request(self, owner: str, wanted: str = "") -> tuple[IPv4, Pool]:
+    def has(self, version: int) -> bool:
+        return any(p.version == version for p in self.pools)
+
+    def request(self, owner: str, wanted: str = "", version: int = 4) -> tuple[IP, Pool]:
         if wanted:
             ip = parse_ip(wanted)
             pool = self.pool_of(ip)
@@ -135,13 +148,16 @@ class Addresses:
             self.used[ip] = owner
             return ip, pool
         for pool in self.pools:
+            if pool.version != version:
+                continue
             space = pool.ip_range or pool.subnet
             reserved = pool.reserved()
             for ip in space.hosts() if space.prefixlen < 31 else space:
                 if ip not in reserved and ip not in self.used:
                     self.used[ip] = owner
                     return ip, pool
-        raise Unavailable(f"no available IPv4 addresses on this network's address pools: {self.name} ({self.id})")
+        raise Unavailable(f"no available IPv{version} addresses on this network's address pools: "
+                          f"{self.name} ({self.id})")
 
     def adopt(self, owner: str, ip: str) -> None:
         """Mark an address as in use after a restart (no checks: the record is the truth)."""
@@ -152,6 +168,6 @@ class Addresses:
             del self.used[ip]
 
 
-def mac_for(ip: IPv4) -> str:
+def mac_for(ip: IP) -> str:
     """The MAC Docker derives from an IPv4 address: 02:42 and the address's four bytes."""
     return "02:42:" + ":".join(f"{b:02x}" for b in ip.packed)

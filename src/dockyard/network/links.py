@@ -19,7 +19,7 @@ import random
 import re
 import socket
 from contextlib import contextmanager
-from socket import AF_INET
+from socket import AF_INET, AF_INET6
 from typing import Any, Callable, Iterator, TypeVar
 
 from pyroute2 import IPRoute
@@ -29,6 +29,7 @@ from dockyard.errors import Conflict, DockyardError, InvalidArgument
 from dockyard.kernel import netns as kns
 from dockyard.network import sysctl
 
+IFA_F_NODAD = 0x02
 T = TypeVar("T")
 MAIN_TABLE = 254
 IFNAMSIZ = 15  # usable characters in an interface name
@@ -100,6 +101,29 @@ def _ipv4_addresses(ipr: Any, index: int) -> set[str]:
     }
 
 
+def _ipv6_global_addresses(ipr: Any, index: int) -> set[str]:
+    """The "ip/len" IPv6 addresses on a link, less the link-local ones the kernel manages."""
+    out = set()
+    for a in ipr.get_addr(family=AF_INET6, index=index):
+        iface = ipaddress.IPv6Interface(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}")
+        if not iface.ip.is_link_local:
+            out.add(str(iface))
+    return out
+
+
+def _parse_iface6(address: str) -> ipaddress.IPv6Interface:
+    try:
+        return ipaddress.IPv6Interface(address)
+    except ValueError as e:
+        raise InvalidArgument(f"invalid address {address!r}: {e}") from e
+
+
+def _add_address6(ipr: Any, index: int, iface: ipaddress.IPv6Interface) -> None:
+    """An IPv6 address without duplicate address detection (usable at once, as Docker sets it)."""
+    _ignore(errno.EEXIST, lambda: ipr.addr("add", index=index, address=str(iface.ip),
+                                           prefixlen=iface.network.prefixlen, flags=IFA_F_NODAD))
+
+
 def _parse_iface(address: str) -> ipaddress.IPv4Interface:
     try:
         return ipaddress.IPv4Interface(address)
@@ -115,7 +139,8 @@ def ensure_bridge(name: str, addresses: list[str], mtu: int = 1500) -> None:
     Idempotent. Also sets route_localnet on it, so DNAT from 127.0.0.1 to containers works.
     """
     _check_name(name)
-    wanted = {str(_parse_iface(a)) for a in addresses}
+    wanted = {str(_parse_iface(a)) for a in addresses if ":" not in a}
+    wanted6 = {str(_parse_iface6(a)) for a in addresses if ":" in a}
     with _ipr(f"cannot set up bridge {name}") as ipr:
         index = _create_bridge(ipr, name, mtu)
         link = ipr.get_links(index)[0]
@@ -130,6 +155,12 @@ def ensure_bridge(name: str, addresses: list[str], mtu: int = 1500) -> None:
         for missing in sorted(wanted - present):
             ip, plen = missing.split("/")
             _ignore(errno.EEXIST, lambda: ipr.addr("add", index=index, address=ip, prefixlen=int(plen)))
+        present6 = _ipv6_global_addresses(ipr, index)
+        for extra in sorted(present6 - wanted6):
+            old6 = ipaddress.IPv6Interface(extra)
+            ipr.addr("del", index=index, address=str(old6.ip), prefixlen=old6.network.prefixlen)
+        for missing in sorted(wanted6 - present6):
+            _add_address6(ipr, index, ipaddress.IPv6Interface(missing))
         ipr.link("set", index=index, state="up")
     sysctl.set_route_localnet(name)
 
@@ -222,8 +253,13 @@ def attach(
     address: str,
     gateway: str | None,
     mtu: int = 1500,
+    address6: str | None = None,
+    gateway6: str | None = None,
 ) -> None:
     """Plug the namespace at netns into bridge through a veth pair.
+
+    address6/gateway6: the endpoint's IPv6 address ("ip/len") and default route, on dual-stack
+    networks (no duplicate address detection, as Docker sets it).
 
     host_ifname stays on the host, enslaved to the bridge and up; its peer is created inside
     the namespace as ifname with this MAC, gets address ("ip/len"), goes up, and, when gateway
@@ -234,13 +270,14 @@ def attach(
     _check_name(ifname)
     _check_mac(mac)
     iface = _parse_iface(address)
+    iface6 = _parse_iface6(address6) if address6 else None
     created = False
     try:
         _make_veth(netns, bridge, host_ifname, ifname, mac, mtu)
         created = True
         _hairpin(host_ifname)
         what = f"failed to attach {ifname} ({address}) to bridge {bridge}"
-        _in_netns(netns, lambda ipr: _configure_inside(ipr, ifname, iface, gateway), what)
+        _in_netns(netns, lambda ipr: _configure_inside(ipr, ifname, iface, gateway, iface6, gateway6), what)
     except BaseException as e:
         if created:
             _undo(host_ifname)
@@ -276,16 +313,21 @@ def _hairpin(host_ifname: str) -> None:
             ipr.brport("set", index=index, mode=1)
 
 
-def _configure_inside(ipr: Any, ifname: str, iface: ipaddress.IPv4Interface, gateway: str | None) -> None:
-    """Address, up, and the default route, done inside the container's namespace."""
+def _configure_inside(ipr: Any, ifname: str, iface: ipaddress.IPv4Interface, gateway: str | None,
+                      iface6: ipaddress.IPv6Interface | None = None, gateway6: str | None = None) -> None:
+    """Addresses, up, and the default routes, done inside the container's namespace."""
     index = _index(ifname)
     if index is None:
         raise DockyardError(f"interface {ifname} did not appear in the container's namespace")
     ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+    if iface6 is not None:
+        _add_address6(ipr, index, iface6)
     ipr.link("set", index=index, state="up")
     if gateway:
         # "add" is exclusive: EEXIST means the namespace has its default route already
         _ignore(errno.EEXIST, lambda: ipr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=index))
+    if iface6 is not None and gateway6:
+        _ignore(errno.EEXIST, lambda: ipr.route("add", family=AF_INET6, dst="::/0", gateway=gateway6, oif=index))
 
 
 def _undo(host_ifname: str) -> None:

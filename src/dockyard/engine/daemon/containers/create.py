@@ -152,7 +152,8 @@ def network_endpoints(daemon: Daemon, config: dict[str, Any], hc: dict[str, Any]
     if (cfg.get("IPAMConfig") or {}).get("IPv4Address") and key == "bridge":
         raise InvalidArgument("user specified IP address is supported on user defined networks only")
     if net is not None:
-        check_static_ip(net, str((cfg.get("IPAMConfig") or {}).get("IPv4Address") or ""))
+        for key_ in ("IPv4Address", "IPv6Address"):
+            check_static_ip(net, str((cfg.get("IPAMConfig") or {}).get(key_) or ""))
     if hc.get("Links") and key not in ("bridge", "host", "none"):
         cfg["Links"] = list(hc["Links"])  # on a user-defined network a link is a DNS alias of this container
     return {key: cfg}, warnings

@@ -151,18 +151,29 @@ class Endpoints:
     async def _attach(self, c: Container, path: str, n: Network, cfg: dict[str, Any], index: int) -> None:
         from dockyard.network import links
 
-        static = str((cfg.get("IPAMConfig") or {}).get("IPv4Address") or "")
+        ipam_cfg = cfg.get("IPAMConfig") or {}
+        static, static6 = str(ipam_cfg.get("IPv4Address") or ""), str(ipam_cfg.get("IPv6Address") or "")
         check_static_ip(n, static)
+        check_static_ip(n, static6)
         book = self.svc.addresses[n.id]
         ip, pool = book.request(c.id, static)
+        v6 = None
+        try:
+            if n.enable_ipv6 and book.has(6):
+                v6 = book.request(c.id, static6, version=6)
+        except BaseException:
+            book.release(c.id)
+            raise
         mac = str(cfg.get("MacAddress") or (c.config.get("MacAddress") if index == 0 else "") or ipam.mac_for(ip))
         host_if = host_ifname(c.network_settings["SandboxID"], n.id)
         ifname = self._free_ifname(c)
         gateway = str(pool.gateway) if pool.gateway is not None and not n.internal else None
         default_route = gateway if not any(ep.get("Gateway") for ep in c.network_settings["Networks"].values()) else None
+        address6 = f"{v6[0]}/{v6[1].subnet.prefixlen}" if v6 else None
+        gateway6 = str(v6[1].gateway) if v6 and v6[1].gateway is not None and not n.internal else None
         try:
             await self.svc.run(links.attach, path, n.bridge_name, host_if, ifname, mac,
-                               f"{ip}/{pool.subnet.prefixlen}", default_route, self.svc.mtu(n))
+                               f"{ip}/{pool.subnet.prefixlen}", default_route, self.svc.mtu(n), address6, gateway6)
         except BaseException:
             book.release(c.id)
             raise
@@ -173,9 +184,9 @@ class Endpoints:
             "IPAMConfig": cfg.get("IPAMConfig") or None, "Links": cfg.get("Links") or None,
             "Aliases": aliases or None, "NetworkID": n.id, "EndpointID": secrets.token_hex(32),
             "Gateway": str(pool.gateway) if pool.gateway is not None else "", "IPAddress": str(ip),
-            "IPPrefixLen": pool.subnet.prefixlen, "IPv6Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "MacAddress": mac, "DriverOpts": cfg.get("DriverOpts") or None,
-            "HostIfname": host_if, "Ifname": ifname}
+            "IPPrefixLen": pool.subnet.prefixlen, "IPv6Gateway": gateway6 or "",
+            "GlobalIPv6Address": str(v6[0]) if v6 else "", "GlobalIPv6PrefixLen": v6[1].subnet.prefixlen if v6 else 0,
+            "MacAddress": mac, "DriverOpts": cfg.get("DriverOpts") or None, "HostIfname": host_if, "Ifname": ifname}
         self._event("connect", c, n)
 
     def _event(self, action: str, c: Container, n: Network) -> None:
@@ -327,7 +338,8 @@ class Endpoints:
             raise InvalidArgument(NO_NETWORK)
         if n.name in c.networking:
             raise Forbidden(f"endpoint with name {c.bare_name} already exists in network {n.name}")
-        check_static_ip(n, str((cfg.get("IPAMConfig") or {}).get("IPv4Address") or ""))
+        for key in ("IPv4Address", "IPv6Address"):
+            check_static_ip(n, str((cfg.get("IPAMConfig") or {}).get(key) or ""))
         if c.running and c.network_settings.get("SandboxKey"):
             await self._attach(c, c.network_settings["SandboxKey"], n, cfg, len(c.network_settings["Networks"]))
             if is_user_network(n):
@@ -357,9 +369,10 @@ def check_static_ip(n: Network, static: str) -> None:
         return
     if n.name == "bridge":
         raise InvalidArgument("user specified IP address is supported on user defined networks only")
-    if not n.user_subnets():
+    ip = ipam.parse_ip(static)
+    if ip.version == 4 and not n.user_subnets():  # IPv6 pools are always the user's
         raise InvalidArgument("user specified IP address is supported only when connecting to networks with "
                               "user configured subnets")
-    pool_ok = any(ipam.parse_ip(static) in p.subnet for p in n.pools())
+    pool_ok = any(p.version == ip.version and ip in p.subnet for p in n.pools())
     if not pool_ok:
         raise InvalidArgument(f"Invalid address {static}: It does not belong to any of this network's subnets")

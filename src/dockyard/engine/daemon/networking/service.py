@@ -102,7 +102,7 @@ class NetworkService:
         elif n.ipam_config and n.bridge_name == name:
             config = n.ipam_config
         else:
-            taken = [ipam.parse_subnet(s) for s in await self.run(links.host_routes)]
+            taken: list[ipam.IPNet] = [ipam.parse_subnet(s) for s in await self.run(links.host_routes)]
             taken += self._subnets(exclude=n.id)
             subnet = ipam.pick_subnet(taken)
             config = [{"Subnet": str(subnet), "Gateway": str(next(subnet.hosts()))}]
@@ -118,13 +118,14 @@ class NetworkService:
     def _ensure_bridge(self, n: Network) -> None:
         from dockyard.network import links
 
-        addrs = [f"{p.gateway}/{p.subnet.prefixlen}" for p in n.pools() if p.gateway is not None]
+        addrs = [f"{p.gateway}/{p.subnet.prefixlen}" for p in n.pools()
+                 if p.gateway is not None and (p.version == 4 or n.enable_ipv6)]
         links.ensure_bridge(n.bridge_name, addrs, self.mtu(n))
 
     def mtu(self, n: Network) -> int:
         return int(n.options.get(OPT_MTU) or self.config.mtu or 1500)
 
-    def _subnets(self, exclude: str = "") -> list[ipam.IPv4Net]:
+    def _subnets(self, exclude: str = "") -> list[ipam.IPNet]:
         return [p.subnet for n in self.store if n.is_bridge and n.id != exclude for p in n.pools()]
 
     async def shutdown(self) -> None:
@@ -211,24 +212,26 @@ class NetworkService:
         ipam_body = body.get("IPAM") or {}
         if (ipam_body.get("Driver") or "default") != "default":
             raise NotFound(f'plugin "{ipam_body["Driver"]}" not found')
-        if body.get("EnableIPv6"):
-            raise InvalidArgument("IPv6 networks are not supported by Dockyard yet")
         nid = secrets.token_hex(32)
         configs = list(ipam_body.get("Config") or [])
         pools = [ipam.Pool.from_config(c) for c in configs]
         others = self._subnets()
         for i, p in enumerate(pools):
             ipam.check_overlap(p.subnet, others + [q.subnet for q in pools[:i]])
-        auto = not pools
-        if auto:
-            taken = [ipam.parse_subnet(s) for s in await self.run(links.host_routes)] + others
-            subnet = ipam.pick_subnet(taken)
-            pools = [ipam.Pool(subnet, next(subnet.hosts()))]
+        ipv6 = bool(body.get("EnableIPv6"))
+        if ipv6 and not any(p.version == 6 for p in pools):
+            raise Forbidden("could not find an available, non-overlapping IPv6 address pool among the defaults "
+                            "to assign to the network")
+        auto = not any(p.version == 4 for p in pools)
+        if auto:  # an IPv4 pool always, as Docker; IPv6 ones only when asked for
+            routes: list[ipam.IPNet] = [ipam.parse_subnet(s) for s in await self.run(links.host_routes)]
+            subnet = ipam.pick_subnet(routes + others)
+            pools.insert(0, ipam.Pool(subnet, next(subnet.hosts())))
         options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
         bridge = options.get(OPT_BRIDGE_NAME) or bridge_name_for(nid)
         if any(n.bridge_name == bridge for n in self.store):
             raise Conflict(f"bridge name {bridge} is already in use")
-        n = Network(name=name, id=nid, created=now_rfc3339(), internal=bool(body.get("Internal")),
+        n = Network(name=name, id=nid, created=now_rfc3339(), internal=bool(body.get("Internal")), enable_ipv6=ipv6,
                     attachable=bool(body.get("Attachable")),
                     ipam_options=dict(ipam_body["Options"]) if ipam_body.get("Options") is not None else None,
                     ipam_config=[p.to_config() for p in pools], options=options,
@@ -299,6 +302,8 @@ class NetworkService:
             masq = (n.options.get(OPT_MASQ, "true") == "true") and self.config.ip_masq
             icc = n.options.get(OPT_ICC, "true") == "true"
             for p in n.pools():
+                if p.version != 4:
+                    continue  # IPv6 is routed, not NATed (as Docker without ip6tables)
                 bridges.append(firewall.BridgeRule(n.bridge_name, str(p.subnet), n.internal, masq, icc))
         ports = self.endpoints.port_rules()
         await self.run(firewall.apply, bridges, ports)
