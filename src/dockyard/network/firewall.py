@@ -176,6 +176,27 @@ def apply(bridges: Sequence[BridgeRule], ports: Sequence[PortRule], table: str =
     nftables.run(render(bridges, ports, table))
 
 
+def render_dns_redirect(port: int, address: str = "127.0.0.11", table: str = "dockyard_dns") -> str:
+    """Inside a container's namespace: queries to address:53 go to the embedded DNS server's port.
+
+    The engine serves DNS on address:<port> (a free port), not on 53, so that a container can still
+    run its own DNS server on port 53; conntrack maps the replies back to port 53.
+    """
+    tname = _table(table)
+    ip = _ip(address)
+    p = _port(port)
+    return (f"add table ip {tname}\ndelete table ip {tname}\n"
+            f"table ip {tname} {{\n"
+            f"  chain output {{\n    type nat hook output priority -100; policy accept;\n"
+            f"    ip daddr {ip} udp dport 53 dnat to {ip}:{p}\n"
+            f"    ip daddr {ip} tcp dport 53 dnat to {ip}:{p}\n  }}\n}}\n")
+
+
+def apply_dns_redirect(port: int, address: str = "127.0.0.11") -> None:
+    """Apply render_dns_redirect in the calling thread's namespace (the container's)."""
+    nftables.run(render_dns_redirect(port, address))
+
+
 def remove(table: str = "dockyard") -> None:
     """Delete the table; nothing to do when it is absent."""
     tname = _table(table)

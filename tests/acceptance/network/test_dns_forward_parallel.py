@@ -99,3 +99,16 @@ def test_parallel_runs_get_distinct_addresses_and_ports(net_engine: NetEngine) -
             break
         time.sleep(0.2)
     assert r.rc == 0 and r.stdout.split() == names[1:], r
+
+
+def test_a_container_can_serve_port_53_itself(net_engine: NetEngine) -> None:
+    """The embedded server is reached through 127.0.0.11:53 but listens elsewhere: port 53 stays free."""
+    eng = net_engine
+    net = eng.new_network()
+    eng.ok("network", "create", net)
+    peer = eng.run_d("--network", net, "busybox", "sleep", "300")
+    out = eng.ok("run", "--rm", "--network", net, "busybox", "sh", "-c",
+                 f"mkdir /w && echo dns-port > /w/f && httpd -p 53 -h /w && wget -qO- http://127.0.0.1:53/f "
+                 f"&& nslookup -type=a {peer} 127.0.0.11")
+    peer_ip = eng.inspect(peer, "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+    assert "dns-port" in out and f"Address: {peer_ip}" in out, out

@@ -114,7 +114,7 @@ class Endpoints:
             await self.published.publish(c, c.network_settings["Networks"][first.name], first.bridge_name)
             t3 = time.monotonic()
             if any(is_user_network(n) for n, _ in nets):
-                await self.dns.add(c.id, path)
+                await self._serve_dns(c, path)
             log.debug("network %s: namespace %.1f ms, endpoints %.1f ms, ports %.1f ms, dns %.1f ms", c.short_id,
                       (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000, (time.monotonic() - t3) * 1000)
         except BaseException:
@@ -139,6 +139,18 @@ class Endpoints:
             child = self.svc.daemon.containers.get(target.lstrip("/"))
             if not child.running:
                 raise Conflict(f"Cannot link to a non running container: {child.name} AS {alias}")
+
+    async def _serve_dns(self, c: Container, path: str) -> None:
+        """The embedded DNS server for this sandbox, on a free port of 127.0.0.11 that queries to
+        127.0.0.11:53 are redirected to inside the namespace (port 53 stays free for the container)."""
+        from dockyard.kernel import netns
+        from dockyard.network import firewall
+
+        await self.dns.add(c.id, path, port=0)
+        bound = self.dns.bound(c.id)
+        if bound is None:
+            raise DockyardError(f"the embedded DNS server of {c.short_id} did not start")
+        await self.svc.run(netns.run_in, path, lambda: firewall.apply_dns_redirect(bound[1], bound[0]))
 
     def joined_namespace(self, c: Container) -> str:
         ref = (c.host_config.get("NetworkMode") or "")[len("container:"):]
@@ -306,7 +318,7 @@ class Endpoints:
         user_nets = [n for n in self.svc.store if is_user_network(n) and n.name in (ns.get("Networks") or {})]
         if user_nets and ns.get("SandboxKey"):
             try:
-                await self.dns.add(c.id, ns["SandboxKey"])
+                await self._serve_dns(c, ns["SandboxKey"])
             except (DockyardError, OSError) as e:
                 log.warning("DNS for %s not restored: %s", c.short_id, e)
 
@@ -343,7 +355,7 @@ class Endpoints:
         if c.running and c.network_settings.get("SandboxKey"):
             await self._attach(c, c.network_settings["SandboxKey"], n, cfg, len(c.network_settings["Networks"]))
             if is_user_network(n):
-                await self.dns.add(c.id, c.network_settings["SandboxKey"])
+                await self._serve_dns(c, c.network_settings["SandboxKey"])
         c.networking[n.name] = cfg
 
     async def disconnect(self, c: Container, n: Network) -> None:
