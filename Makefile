@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 BUNDLE := .cache/busybox-bundle
 RUNTIME_ROOT ?= /run/dockyard-runtime
 
-.PHONY: run test unit deps venv bundle bench bench-images bench-engine lint clean
+.PHONY: run test unit deps venv bundle bench bench-images bench-engine bench-network lint clean
 
 deps:
 	@scripts/install-deps.sh
@@ -49,6 +49,9 @@ bench-images: deps venv
 # Engine vs dockerd 20.10 through the docker CLI: run --rm latency, RSS, shims, a 50-container burst.
 bench-engine: deps venv
 	$(BIN)/python bench/engine.py
+
+bench-network: deps venv
+	$(BIN)/python bench/network.py
 
 lint: venv
 	$(BIN)/python -m mypy src
