@@ -11,7 +11,6 @@ left in the engine's host namespace fail the case (Docker leaves none behind).
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 import pytest
@@ -21,7 +20,7 @@ from tests.acceptance.conftest import (ENGINES, BrokenEngine, Engine, SessionDae
 from tests.support import hostclean
 from tests.support.daemonbase import Result
 from tests.support.dockerd import DockerDaemon
-from tests.support.dockyardd import DaemonStartError, DockyardDaemon, load_busybox_via_cli
+from tests.support.dockyardd import DockyardDaemon, load_busybox_via_cli
 from tests.support.netns_host import NetnsHost
 
 DEFAULT_BRIDGE = {"dockerd": "docker0", "dockyardd": "dockyard0"}

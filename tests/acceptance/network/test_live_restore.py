@@ -12,11 +12,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.acceptance.conftest import ENGINES, BrokenEngine, _log_dirs
+from tests.acceptance.conftest import ENGINES, BrokenEngine
 from tests.acceptance.network.conftest import NetEngine, NetSession, _engine_for, dockerd_session, wget
 from tests.support.dockerd import DockerDaemon
-from tests.support.dockyardd import DockyardDaemon, load_busybox_via_cli
-from tests.support.netns_host import NetnsHost
+from tests.support.dockyardd import DockyardDaemon
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.privileged]
 

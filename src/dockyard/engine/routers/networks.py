@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockyard.engine.server.params import query_bool, query_filters, read_json
+from dockyard.engine.server.params import query_filters, read_json
 from dockyard.engine.server.responses import json_response, no_content
 from dockyard.engine.server.router import Router, daemon_of
 from dockyard.errors import InvalidArgument

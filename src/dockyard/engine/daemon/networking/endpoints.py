@@ -98,8 +98,6 @@ class Endpoints:
         if not nets:
             return None
         self._check_links(c, nets)
-        from dockyard.kernel import netns
-        from dockyard.network import links
 
         path = self.sandbox_path(c)
         c.network_settings = {"SandboxID": secrets.token_hex(32), "SandboxKey": path, "Networks": {}, "Ports": {}}

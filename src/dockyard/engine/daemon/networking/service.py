@@ -10,7 +10,6 @@ crash). Container attachment lives in endpoints.py, the embedded DNS view in res
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib
 import logging
 import os
@@ -308,6 +307,3 @@ class NetworkService:
         ports = self.endpoints.port_rules()
         await self.run(firewall.apply, bridges, ports)
 
-
-def legacy_id(engine_id: str, name: str) -> str:
-    return hashlib.sha256(f"{engine_id}/{name}".encode()).hexdigest()
