@@ -1,0 +1,1 @@
+"""dockyard-registry: an OCI Distribution Spec v1.1 registry (storage drivers, store, HTTP server)."""

@@ -1,0 +1,116 @@
+"""dockyard-registry: ``serve [CONFIG]`` runs the registry until SIGTERM/SIGINT; ``--version``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from aiohttp import web
+
+import dockyard
+from dockyard.errors import DockyardError
+from dockyard.registry.config import RegistryConfig, load
+from dockyard.registry.server import create_app, runner_options
+from dockyard.registry.storage.driver import StorageDriver
+
+log = logging.getLogger("dockyard.registry")
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+
+
+class _LogfmtFormatter(logging.Formatter):
+    """distribution's (logrus) text line: time="..." level=info msg="..." """
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = {"WARNING": "warning", "CRITICAL": "fatal"}.get(record.levelname, record.levelname.lower())
+        msg = record.getMessage().replace("\\", "\\\\").replace('"', '\\"')
+        line = f'time="{self.formatTime(record, "%Y-%m-%dT%H:%M:%S")}" level={level} msg="{msg}"'
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup_logging(level: str) -> None:
+    """Log lines to stderr at ``level`` (the config's log.level)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogfmtFormatter())
+    root = logging.getLogger("dockyard")
+    root.handlers[:] = [handler]
+    root.setLevel(_LEVELS.get(level, logging.INFO))
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+
+
+def make_driver(config: RegistryConfig) -> StorageDriver:
+    """The storage driver the config names."""
+    if config.storage == "inmemory":
+        from dockyard.registry.storage.inmemory import InMemoryDriver
+
+        return InMemoryDriver()
+    from dockyard.registry.storage.filesystem import FilesystemDriver
+
+    os.makedirs(config.root_directory, exist_ok=True)
+    return FilesystemDriver(config.root_directory)
+
+
+async def serve(config: RegistryConfig, ready: asyncio.Event | None = None) -> None:
+    """Serve the registry on config's address until SIGTERM or SIGINT, then stop cleanly."""
+    from dockyard.registry.store.registry import Registry
+
+    registry = Registry(make_driver(config), delete_enabled=config.delete_enabled)
+    runner = web.AppRunner(create_app(registry, extra_headers=config.headers), handle_signals=False,
+                           shutdown_timeout=2.0, **runner_options())
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, config.host or None, config.port, reuse_address=True)
+        await site.start()
+        log.info("listening on %s:%d, storage %s%s", config.host or "[::]", config.port, config.storage,
+                 f" at {config.root_directory}" if config.storage == "filesystem" else "")
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+    log.info("stopped")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dockyard-registry",
+                                description="An OCI distribution (Docker registry v2) server.")
+    p.add_argument("--version", "-v", action="version", version=f"dockyard-registry {dockyard.__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="serve the registry API")
+    s.add_argument("config", nargs="?", help="YAML configuration file (default: REGISTRY_CONFIGURATION_PATH, "
+                                             "else built-in defaults)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the dockyard-registry console script."""
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    path = args.config or os.environ.get("REGISTRY_CONFIGURATION_PATH") or None
+    try:
+        config = load(path)
+    except DockyardError as e:
+        print(f"dockyard-registry: {e}", file=sys.stderr)
+        return 1
+    setup_logging(config.log_level)
+    try:
+        asyncio.run(serve(config))
+    except (DockyardError, OSError) as e:
+        log.critical("%s", e)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
