@@ -8,6 +8,7 @@ dockerd/containerd/runc/busybox missing. A missing or broken dockyard-runtime
 is not a reason to skip: those cases fail, with dockerd's error in the message.
 DOCKYARD_INTEROP_SPY=1 wraps dockyard-runtime in tests/support/runtime_spy.py:
 every call dockerd's shim makes is then logged next to dockerd's log.
+The registry fixtures (``servers``, ``registry``, ``client``) serve tests/interop/test_registry_*.py.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 from tests.support import hostclean
 from tests.support.dockerd import DockerDaemon, find_runtime_binary, missing_prerequisites
 from tests.support.dockerruns import DockerRuns, RuncReference
+from tests.support.registries import KINDS, RegistryClient, RegistryProcess, RegistryStartError
 from tests.support.runtime_spy import write_spy
 
 RUNTIMES = ("runc", "dockyard")
@@ -86,3 +88,36 @@ def runs(dockerd: DockerDaemon, runtime: str, request: pytest.FixtureRequest) ->
 @pytest.fixture(scope="session")
 def reference() -> RuncReference:
     return RuncReference()
+
+
+# -- registries (test_registry_*.py) -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RegistryProcess | str]]:
+    """Both registries, started once; a kind that would not start maps to the reason instead."""
+    started: dict[str, RegistryProcess | str] = {}
+    try:
+        for kind in KINDS:
+            reg = RegistryProcess(kind, str(tmp_path_factory.mktemp(f"registry-{kind}")))
+            try:
+                reg.start()
+                started[kind] = reg
+            except RegistryStartError as e:
+                started[kind] = str(e)
+        yield started
+    finally:
+        for server in started.values():
+            if isinstance(server, RegistryProcess):
+                server.stop()
+
+
+@pytest.fixture(params=KINDS)
+def registry(request: pytest.FixtureRequest, servers: dict[str, RegistryProcess | str]) -> RegistryProcess:
+    reg = servers[request.param]
+    if isinstance(reg, str):
+        pytest.fail(reg, pytrace=False)
+    return reg
+
+
+@pytest.fixture
+def client(registry: RegistryProcess) -> RegistryClient:
+    return RegistryClient(registry.host_port)
