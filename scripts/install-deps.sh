@@ -12,6 +12,7 @@ packages=(
   time             # GNU time: peak RSS in benchmarks
   python3-venv
   skopeo           # copies images between OCI layouts and docker archives (image interop tests)
+  apache2-utils    # htpasswd -B: the registry auth tests' password files
   docker-registry  # distribution 2.8: the reference registry the registry interop tests compare with
   debootstrap      # a real Debian rootfs for the image benchmark (cached)
   tini             # tini-static: the init `docker run --init` puts in the container

@@ -7,12 +7,13 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import sys
 
 from aiohttp import web
 
 import dockyard
-from dockyard.errors import DockyardError
+from dockyard.errors import DockyardError, InvalidArgument
 from dockyard.registry.config import RegistryConfig, load
 from dockyard.registry.server import create_app, runner_options
 from dockyard.registry.storage.driver import StorageDriver
@@ -55,12 +56,28 @@ def make_driver(config: RegistryConfig) -> StorageDriver:
     return FilesystemDriver(config.root_directory)
 
 
+def make_ssl_context(config: RegistryConfig) -> ssl.SSLContext | None:
+    """The server's TLS context when ``http.tls`` is configured (errors name the files)."""
+    if config.tls is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(config.tls.certificate, config.tls.key)
+    except (OSError, ssl.SSLError) as e:
+        raise InvalidArgument(f"http.tls: cannot load {config.tls.certificate} / {config.tls.key}: {e}") from None
+    return context
+
+
 async def serve(config: RegistryConfig, ready: asyncio.Event | None = None) -> None:
     """Serve the registry on config's address until SIGTERM or SIGINT, then stop cleanly."""
+    from dockyard.registry.auth import build as build_auth
     from dockyard.registry.store.registry import Registry
 
     registry = Registry(make_driver(config), delete_enabled=config.delete_enabled)
-    runner = web.AppRunner(create_app(registry, extra_headers=config.headers), handle_signals=False,
+    auth = build_auth(config.auth) if config.auth is not None else None
+    ssl_context = make_ssl_context(config)
+    runner = web.AppRunner(create_app(registry, extra_headers=config.headers, auth=auth), handle_signals=False,
                            shutdown_timeout=2.0, **runner_options())
     await runner.setup()
     stop = asyncio.Event()
@@ -68,10 +85,12 @@ async def serve(config: RegistryConfig, ready: asyncio.Event | None = None) -> N
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, config.host or None, config.port, reuse_address=True)
+        site = web.TCPSite(runner, config.host or None, config.port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
-        log.info("listening on %s:%d, storage %s%s", config.host or "[::]", config.port, config.storage,
-                 f" at {config.root_directory}" if config.storage == "filesystem" else "")
+        log.info("listening on %s:%d (%s), storage %s%s, auth %s", config.host or "[::]", config.port,
+                 "https" if ssl_context else "http", config.storage,
+                 f" at {config.root_directory}" if config.storage == "filesystem" else "",
+                 type(config.auth).__name__ if config.auth else "none")
         if ready is not None:
             ready.set()
         await stop.wait()

@@ -5,7 +5,10 @@ Understood keys::
     version: 0.1
     log: {level: error|warn|info|debug}
     storage: {filesystem: {rootdirectory: PATH} | inmemory: {}, delete: {enabled: BOOL}}
-    http: {addr: "host:port" | ":port", host: URL, headers: {Name: [value]}}
+    http: {addr: "host:port" | ":port", host: URL, headers: {Name: [value]},
+           tls: {certificate: PEM, key: PEM}}
+    auth: {htpasswd: {realm, path}} | {token: {realm, service, issuer, rootcertbundle,
+           builtin: {key, certificate, htpasswd, expiration, anonymouspull}}}  (registry/auth/settings.py)
 
 Keys distribution's stock config.yml carries that have no effect here yet (log.fields,
 log.formatter, storage.cache, storage.maintenance, storage.redirect, http.secret, health) are
@@ -24,6 +27,7 @@ from typing import Any
 import yaml
 
 from dockyard.errors import InvalidArgument
+from dockyard.registry.auth import settings as auth_settings
 
 DEFAULT_ROOT = "/var/lib/registry"
 DEFAULT_ADDR = ":5000"
@@ -34,7 +38,9 @@ _SCHEMA: dict[str, Any] = {
     "log": {"level": str, "fields": None, "formatter": None, "accesslog": None},
     "storage": {"filesystem": {"rootdirectory": str}, "inmemory": None, "delete": {"enabled": bool},
                 "cache": None, "maintenance": None, "redirect": None},
-    "http": {"addr": str, "host": str, "headers": None, "secret": None, "relativeurls": None},
+    "http": {"addr": str, "host": str, "headers": None, "secret": None, "relativeurls": None,
+             "tls": auth_settings.TLS_SCHEMA},
+    "auth": auth_settings.SCHEMA,
     "health": None,
 }
 _ENV_PREFIX = "REGISTRY_"
@@ -55,6 +61,8 @@ class RegistryConfig:
     public_url: str = ""  # http.host: the externally reachable URL (unused while Locations are relative)
     headers: dict[str, str] = field(default_factory=dict)
     source: str | None = None  # the file it was read from
+    auth: auth_settings.AuthSettings | None = None  # None: no authentication
+    tls: auth_settings.TlsSettings | None = None  # None: plain HTTP
 
 
 def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> RegistryConfig:
@@ -148,6 +156,8 @@ def _build(raw: dict[str, Any]) -> RegistryConfig:
     cfg.log_level = level
     _build_storage(cfg, _section(raw, "storage"))
     _build_http(cfg, _section(raw, "http"))
+    cfg.auth = auth_settings.parse_auth(raw.get("auth"))
+    cfg.tls = auth_settings.parse_tls(_section(raw, "http").get("tls"))
     return cfg
 
 

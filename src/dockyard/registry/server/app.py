@@ -23,6 +23,7 @@ from dockyard.registry.server import blobs, catalog, manifests, referrers, tags,
 from dockyard.registry.server.base import REGISTRY_KEY, error_response
 
 if TYPE_CHECKING:
+    from dockyard.registry.auth import AuthSetup
     from dockyard.registry.store.registry import Registry
 
 log = logging.getLogger("dockyard.registry.http")
@@ -116,12 +117,18 @@ def _routes(app: web.Application) -> None:
     r.add_route("GET", f"{_NAME}/referrers/{{digest}}", referrers.list_referrers)
 
 
-def create_app(registry: "Registry", *, extra_headers: dict[str, str] | None = None) -> web.Application:
+def create_app(registry: "Registry", *, extra_headers: dict[str, str] | None = None,
+               auth: "AuthSetup | None" = None) -> web.Application:
     """The registry's HTTP API over ``registry``; ``extra_headers`` go on every response
-    (config ``http.headers``)."""
-    app = web.Application(middlewares=[errors_middleware])
+    (config ``http.headers``); ``auth`` guards /v2 and may add the built-in token route."""
+    middlewares: list[Any] = [errors_middleware]
+    if auth is not None:
+        middlewares.append(auth.middleware)
+    app = web.Application(middlewares=middlewares)
     app[REGISTRY_KEY] = registry
     app[EXTRA_HEADERS_KEY] = dict(extra_headers or {})
     app.on_response_prepare.append(_common_headers)
     _routes(app)
+    if auth is not None and auth.token_route is not None:
+        app.router.add_route("GET", *auth.token_route)
     return app
