@@ -360,12 +360,13 @@ def delete(svc: ImageService, ref: str, users: Users, *, force: bool = False
         if using and not force and len(names) == 1:
             raise Conflict(f'conflict: unable to remove repository reference "{ref}" (must force) - container '
                            f'{short_id(using[0][0])} is using its referenced image {short_id(info.id)}', id=ref)
-        last = names == [name]
+        going = [name] + _digest_refs_left_alone(names, name)
+        last = sorted(names) == sorted(going)
         keep = last and (any(running for _, running in using) or (using and not force)
                          or _has_children(svc, info.id))
         if keep:  # dockerd leaves the image behind, untagged, when a container still needs it
             svc.metadata.put_image(info.id, info.records[0].target, info.records[0].labels)
-        _untag(svc, [name], info.id, records, events)
+        _untag(svc, going, info.id, records, events)
         if not last or keep:
             return records, events
     else:
@@ -381,6 +382,18 @@ def delete(svc: ImageService, ref: str, users: Users, *, force: bool = False
             if found or not force:
                 raise found or _conflict(info.id, "image is referenced in multiple repositories", hard=False)
     return _delete_image(svc, info, bool(using), records, events)
+
+
+def _digest_refs_left_alone(names: list[str], name: str) -> list[str]:
+    """When ``name`` is its repository's last tag, that repository's digest references (what a
+    pull records: repo@sha256:...) go with it, as dockerd removes them."""
+    ref = reference.parse(name, default_tag=False)
+    if ref.digest:
+        return []
+    others = [(n, reference.parse(n, default_tag=False)) for n in names if n != name]
+    if any(o.name == ref.name and not o.digest for _, o in others):
+        return []
+    return [n for n, o in others if o.name == ref.name and o.digest]
 
 
 def _has_children(svc: ImageService, image_id: str) -> bool:

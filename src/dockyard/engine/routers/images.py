@@ -129,7 +129,7 @@ async def prune_images(request: web.Request) -> web.StreamResponse:
 
 
 async def create_image(request: web.Request) -> web.StreamResponse:
-    """POST /images/create: import the body (fromSrc=-); pulls are not implemented yet."""
+    """POST /images/create: pull (fromImage) or import the body (fromSrc=-)."""
     daemon = daemon_of(request)
     q = request.query
     if q.get("fromImage"):
@@ -162,16 +162,24 @@ def _pull_ref(image: str, tag: str) -> str:
 
 
 async def _pull(request: web.Request, daemon: Daemon, image: str, tag: str) -> web.StreamResponse:
-    """Registries are another issue: an image already here is "up to date", anything else is 501."""
-    ref = _pull_ref(image, tag)
-    try:
-        await daemon.run_blocking(ops.find_image, daemon.images, ref)
-    except NotFound:
-        raise NotImplementedYet(f"pulling images from a registry is not implemented yet: {ref}") from None
-    parsed = reference.parse(ref)
+    """Pull from the image's registry (dockyard.distribution); errors before any output are HTTP errors."""
+    from dockyard.distribution.client import Credentials
+    from dockyard.distribution.progress import Progress
+    from dockyard.distribution.pull import Puller
+
+    parsed = reference.parse(_pull_ref(image, tag))
     stream = JSONStream(request)
-    await stream.send({"status": f"Pulling from {parsed.path}", "id": parsed.tag or parsed.digest})
-    await stream.send({"status": f"Status: Image is up to date for {ref}"})
+    puller = Puller(daemon.images, daemon.run_blocking, insecure=tuple(daemon.config.insecure_registries),
+                    mirrors=tuple(daemon.config.registry_mirrors))
+    try:
+        await puller.pull(parsed, Credentials.from_header(request.headers.get("X-Registry-Auth")),
+                                   Progress(stream.send))
+    except DockyardError as e:
+        if not stream.started:
+            raise
+        await stream.error(e.message)
+        return await stream.finish()
+    daemon.events.emit("image", "pull", parsed.familiar(), {"name": parsed.familiar_name()})
     return await stream.finish()
 
 

@@ -1,0 +1,86 @@
+"""Manifests as a puller needs them: Accept headers, digest checks, index -> platform manifest.
+
+Registries answer a tag with whichever of these the Accept header allows; Docker asks for all
+four (schema2, manifest list, OCI manifest, OCI index). A manifest list or OCI index is resolved
+to this host's platform (linux/amd64 here) by oci.image.match_platform.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from dockyard.errors import InvalidArgument, NotFound
+from dockyard.oci import digest as digests
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.image import (
+    Descriptor,
+    Index,
+    Manifest,
+    host_platform,
+    match_platform,
+)
+
+ACCEPT = f"{mt.DOCKER_MANIFEST}, {mt.DOCKER_MANIFEST_LIST}, {mt.OCI_MANIFEST}, {mt.OCI_INDEX}"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A manifest or index as received: exact bytes, media type and digest."""
+
+    data: bytes
+    media_type: str
+    digest: str
+
+    @property
+    def is_index(self) -> bool:
+        return mt.is_index(self.media_type)
+
+
+def media_type_of(data: bytes, content_type: str) -> str:
+    """The document's own mediaType, else the Content-Type, else guessed from its fields."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        raise InvalidArgument("invalid manifest: not JSON") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgument("invalid manifest: not a JSON object")
+    if isinstance(doc.get("mediaType"), str) and doc["mediaType"]:
+        return str(doc["mediaType"])
+    if content_type in mt.INDEXES or content_type in mt.MANIFESTS:
+        return content_type
+    if doc.get("schemaVersion") == 1:
+        raise InvalidArgument("unsupported manifest format: schema 1 manifests are not supported")
+    return mt.OCI_INDEX if "manifests" in doc else mt.OCI_MANIFEST
+
+
+def checked(data: bytes, content_type: str, expected: str | None) -> Fetched:
+    """Verify ``data`` against ``expected`` (when pulling by digest) and wrap it."""
+    actual = digests.from_bytes(data, digests.algorithm_of(expected) if expected else "sha256")
+    if expected is not None and actual != expected:
+        raise InvalidArgument(f"manifest verification failed for digest {expected}")
+    media_type = media_type_of(data, content_type)
+    if media_type not in mt.INDEXES and media_type not in mt.MANIFESTS:
+        raise InvalidArgument(f"unsupported manifest media type {media_type!r}")
+    return Fetched(data, media_type, actual)
+
+
+def select_platform(index: Fetched) -> Descriptor:
+    """This host's entry of a manifest list / OCI index; dockerd's error when there is none."""
+    try:
+        return match_platform(Index.from_bytes(index.data, index.media_type))
+    except NotFound:
+        p = host_platform()
+        name = f"{p.os}/{p.architecture}" + (f"/{p.variant}" if p.variant else "")
+        raise NotFound(f"no matching manifest for {name} in the manifest list entries") from None
+
+
+def parse_manifest(fetched: Fetched) -> Manifest:
+    manifest = Manifest.from_bytes(fetched.data, fetched.media_type)
+    if not mt.is_config(manifest.config.media_type):
+        raise InvalidArgument(f"unsupported config media type {manifest.config.media_type!r} "
+                              "(not a container image)")
+    for layer in manifest.layers:
+        if not mt.is_layer(layer.media_type):
+            raise InvalidArgument(f"unsupported layer media type {layer.media_type!r}")
+    return manifest
