@@ -123,7 +123,10 @@ def network_endpoints(daemon: Daemon, config: dict[str, Any], hc: dict[str, Any]
         ref = mode[len("container:"):]
         if not ref:
             raise InvalidArgument("Invalid network mode: invalid container format container:<name|id>")
-        daemon.containers.get(ref)
+        try:
+            daemon.containers.get(ref)
+        except DockyardError as e:  # dockerd: not a 404 here (a 404 would make the CLI try to pull the image)
+            raise InvalidArgument(str(e)) from None
         for present, what in ((config.get("Hostname"), "hostname"), (config.get("MacAddress"), "mac-address"),
                               (hc.get("PortBindings") or hc.get("PublishAllPorts"), "port publishing"),
                               (hc.get("Dns"), "dns"), (hc.get("ExtraHosts"), "custom host-to-IP mapping"),
