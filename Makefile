@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 BUNDLE := .cache/busybox-bundle
 RUNTIME_ROOT ?= /run/dockyard-runtime
 
-.PHONY: run test unit deps venv bundle bench bench-images bench-engine bench-network lint clean
+.PHONY: run test unit deps venv bundle bench bench-images bench-engine bench-network bench-registry lint clean
 
 deps:
 	@scripts/install-deps.sh
@@ -52,6 +52,9 @@ bench-engine: deps venv
 
 bench-network: deps venv
 	$(BIN)/python bench/network.py
+
+bench-registry: deps venv
+	$(BIN)/python bench/registry.py
 
 lint: venv
 	$(BIN)/python -m mypy src
