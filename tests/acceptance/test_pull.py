@@ -20,7 +20,7 @@ import pytest
 from tests.support import hostclean
 from tests.support.dockerd import DockerDaemon
 from tests.support.dockyardd import DockyardDaemon
-from tests.support.registries import KINDS, RegistryProcess, RegistryStartError
+from tests.support.registries import start_all, KINDS, RegistryProcess
 
 pytestmark = [pytest.mark.privileged, pytest.mark.interop]
 REPO = "acc/pull"
@@ -28,20 +28,7 @@ REPO = "acc/pull"
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RegistryProcess | str]]:
-    started: dict[str, RegistryProcess | str] = {}
-    try:
-        for kind in KINDS:
-            reg = RegistryProcess(kind, str(tmp_path_factory.mktemp(f"pull-registry-{kind}")))
-            try:
-                reg.start()
-                started[kind] = reg
-            except RegistryStartError as e:
-                started[kind] = str(e)
-        yield started
-    finally:
-        for server in started.values():
-            if isinstance(server, RegistryProcess):
-                server.stop()
+    yield from start_all(lambda kind: str(tmp_path_factory.mktemp(f"pull-registry-{kind}")))
 
 
 def _insecure(servers: dict[str, RegistryProcess | str]) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ import pytest
 from tests.support import hostclean
 from tests.support.dockerd import DockerDaemon, find_runtime_binary, missing_prerequisites
 from tests.support.dockerruns import DockerRuns, RuncReference
-from tests.support.registries import KINDS, RegistryClient, RegistryProcess, RegistryStartError
+from tests.support.registries import start_all, KINDS, RegistryClient, RegistryProcess
 from tests.support.runtime_spy import write_spy
 
 RUNTIMES = ("runc", "dockyard")
@@ -94,20 +94,7 @@ def reference() -> RuncReference:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RegistryProcess | str]]:
     """Both registries, started once; a kind that would not start maps to the reason instead."""
-    started: dict[str, RegistryProcess | str] = {}
-    try:
-        for kind in KINDS:
-            reg = RegistryProcess(kind, str(tmp_path_factory.mktemp(f"registry-{kind}")))
-            try:
-                reg.start()
-                started[kind] = reg
-            except RegistryStartError as e:
-                started[kind] = str(e)
-        yield started
-    finally:
-        for server in started.values():
-            if isinstance(server, RegistryProcess):
-                server.stop()
+    yield from start_all(lambda kind: str(tmp_path_factory.mktemp(f"registry-{kind}")))
 
 
 @pytest.fixture(params=KINDS)

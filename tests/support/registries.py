@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from email.message import Message
+from collections.abc import Callable, Iterator
 from typing import IO, Any, NamedTuple, Self
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -351,3 +352,22 @@ def with_query(location: str, **params: str) -> str:
     parts = urlsplit(location)
     query = "&".join(q for q in (parts.query, urlencode(params)) if q)
     return urlunsplit(("", "", parts.path, query, ""))
+
+
+def start_all(make_root: Callable[[str], str]) -> Iterator[dict[str, RegistryProcess | str]]:
+    """Every kind of registry, started once (a pytest fixture body); one that would not start maps to the
+    reason instead, so its cases fail with it while the others run. ``make_root(kind)`` gives its root."""
+    started: dict[str, RegistryProcess | str] = {}
+    try:
+        for kind in KINDS:
+            reg = RegistryProcess(kind, make_root(kind))
+            try:
+                reg.start()
+                started[kind] = reg
+            except RegistryStartError as e:
+                started[kind] = str(e)
+        yield started
+    finally:
+        for server in started.values():
+            if isinstance(server, RegistryProcess):
+                server.stop()
