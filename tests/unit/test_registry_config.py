@@ -100,8 +100,8 @@ def test_bad_configs_are_errors_with_clear_text(text: str, message: str) -> None
 
 
 def test_unknown_env_override_and_missing_file() -> None:
-    with pytest.raises(InvalidArgument, match="REGISTRY_STORAGE_S3_BUCKET"):
-        load(None, environ={"REGISTRY_STORAGE_S3_BUCKET": "b"})
+    with pytest.raises(InvalidArgument, match="REGISTRY_STORAGE_GCS_BUCKET"):
+        load(None, environ={"REGISTRY_STORAGE_GCS_BUCKET": "b"})
     with pytest.raises(InvalidArgument, match="/nonexistent.yml"):
         load("/nonexistent.yml", environ={})
 

@@ -4,14 +4,19 @@ Understood keys::
 
     version: 0.1
     log: {level: error|warn|info|debug}
-    storage: {filesystem: {rootdirectory: PATH} | inmemory: {}, delete: {enabled: BOOL}}
+    storage: {filesystem: {rootdirectory: PATH} | inmemory: {} | s3: {bucket, regionendpoint, ...},
+              delete: {enabled: BOOL},
+              maintenance: {uploadpurging: {enabled, age, interval, dryrun},
+                            gc: {enabled, interval, graceperiod, dryrun}}}     (gc: Dockyard's online GC)
     http: {addr: "host:port" | ":port", host: URL, headers: {Name: [value]},
            tls: {certificate: PEM, key: PEM}}
     auth: {htpasswd: {realm, path}} | {token: {realm, service, issuer, rootcertbundle,
            builtin: {key, certificate, htpasswd, expiration, anonymouspull}}}  (registry/auth/settings.py)
+    proxy: {remoteurl, username, password, ttl}          (pull-through cache of remoteurl)
+    immutabletags: [{repository: GLOB, tags: GLOB}, ...]  (Dockyard's: tags that never move)
 
 Keys distribution's stock config.yml carries that have no effect here yet (log.fields,
-log.formatter, storage.cache, storage.maintenance, storage.redirect, http.secret, health) are
+log.formatter, storage.cache, storage.maintenance.readonly, storage.redirect, http.secret, health) are
 accepted and ignored, so that file runs unchanged; any other key is an error naming its path.
 An environment variable ``REGISTRY_<PATH>`` (path parts upper-cased, joined with ``_``) overrides
 the key at that path, e.g. ``REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY``.
@@ -31,16 +36,28 @@ from dockyard.registry.auth import settings as auth_settings
 
 DEFAULT_ROOT = "/var/lib/registry"
 DEFAULT_ADDR = ":5000"
+DRIVERS = ("filesystem", "inmemory", "s3")
+# distribution's storage.s3 keys (values are parsed by dockyard.registry.storage.s3)
+S3_KEYS = ("accesskey", "secretkey", "region", "regionendpoint", "forcepathstyle", "bucket", "rootdirectory",
+           "secure", "skipverify", "v4auth", "chunksize", "encrypt", "keyid", "storageclass",
+           "multipartcopychunksize", "multipartcopymaxconcurrency", "multipartcopythresholdsize",
+           "loglevel", "useragent")
 LOG_LEVELS = ("error", "warn", "info", "debug")
 # The schema: a dict is a section, a type is a leaf, None is a section accepted and ignored.
 _SCHEMA: dict[str, Any] = {
     "version": str,
     "log": {"level": str, "fields": None, "formatter": None, "accesslog": None},
     "storage": {"filesystem": {"rootdirectory": str}, "inmemory": None, "delete": {"enabled": bool},
-                "cache": None, "maintenance": None, "redirect": None},
+                "s3": {key: str for key in S3_KEYS},
+                "cache": None, "redirect": None,
+                "maintenance": {"uploadpurging": {"enabled": bool, "age": str, "interval": str, "dryrun": bool},
+                                "readonly": None,
+                                "gc": {"enabled": bool, "interval": str, "graceperiod": str, "dryrun": bool}}},
     "http": {"addr": str, "host": str, "headers": None, "secret": None, "relativeurls": None,
              "tls": auth_settings.TLS_SCHEMA},
     "auth": auth_settings.SCHEMA,
+    "proxy": {"remoteurl": str, "username": str, "password": str, "ttl": str},
+    "immutabletags": list,
     "health": None,
 }
 _ENV_PREFIX = "REGISTRY_"
@@ -53,7 +70,7 @@ class RegistryConfig:
 
     version: str = "0.1"
     log_level: str = "info"
-    storage: str = "filesystem"  # "filesystem" or "inmemory"
+    storage: str = "filesystem"  # one of DRIVERS
     root_directory: str = DEFAULT_ROOT
     delete_enabled: bool = True
     host: str = ""  # listen host; "" = every address
@@ -63,6 +80,10 @@ class RegistryConfig:
     source: str | None = None  # the file it was read from
     auth: auth_settings.AuthSettings | None = None  # None: no authentication
     tls: auth_settings.TlsSettings | None = None  # None: plain HTTP
+    s3: dict[str, Any] = field(default_factory=dict)  # storage.s3, raw (parsed by the s3 driver)
+    maintenance: dict[str, Any] = field(default_factory=dict)  # storage.maintenance, raw
+    proxy: dict[str, Any] | None = None  # proxy (pull-through cache), raw; None: not a cache
+    immutable_tags: list[Any] = field(default_factory=list)  # immutabletags rules, raw
 
 
 def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> RegistryConfig:
@@ -158,11 +179,17 @@ def _build(raw: dict[str, Any]) -> RegistryConfig:
     _build_http(cfg, _section(raw, "http"))
     cfg.auth = auth_settings.parse_auth(raw.get("auth"))
     cfg.tls = auth_settings.parse_tls(_section(raw, "http").get("tls"))
+    if raw.get("proxy") is not None:
+        cfg.proxy = _section(raw, "proxy")
+    rules = raw.get("immutabletags") or []
+    if not isinstance(rules, list):
+        raise InvalidArgument("configuration: immutabletags must be a list of {repository, tags} rules")
+    cfg.immutable_tags = rules
     return cfg
 
 
 def _build_storage(cfg: RegistryConfig, storage: dict[str, Any]) -> None:
-    drivers = [d for d in ("filesystem", "inmemory") if d in storage]
+    drivers = [d for d in DRIVERS if d in storage]
     if len(drivers) > 1:
         raise InvalidArgument("configuration: storage must name exactly one driver, got "
                               + " and ".join(drivers))
@@ -172,6 +199,9 @@ def _build_storage(cfg: RegistryConfig, storage: dict[str, Any]) -> None:
         if not isinstance(root, str) or not root:
             raise InvalidArgument("configuration: storage.filesystem.rootdirectory must be a path")
         cfg.root_directory = root
+    if cfg.storage == "s3":
+        cfg.s3 = _section(storage, "s3")
+    cfg.maintenance = _section(storage, "maintenance")
     enabled = _section(storage, "delete").get("enabled", cfg.delete_enabled)
     cfg.delete_enabled = _as_bool(enabled, "storage.delete.enabled")
 
