@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 BUNDLE := .cache/busybox-bundle
 RUNTIME_ROOT ?= /run/dockyard-runtime
 
-.PHONY: run test unit deps venv bundle bench bench-images bench-engine bench-network bench-registry lint clean
+.PHONY: run test unit deps venv bundle bench bench-images bench-engine bench-network bench-registry bench-pull lint clean
 
 deps:
 	@scripts/install-deps.sh
@@ -55,6 +55,10 @@ bench-network: deps venv
 
 bench-registry: deps venv
 	$(BIN)/python bench/registry.py
+
+# dockyardd vs dockerd: docker pull (+ unpack) of a 1 GiB image from dockyard-registry
+bench-pull: deps venv
+	$(BIN)/python bench/pull.py
 
 lint: venv
 	$(BIN)/python -m mypy src

@@ -30,6 +30,7 @@ from dockyard.distribution.client import (
     error_of,
     not_found,
 )
+from dockyard.distribution.early_unpack import EarlyUnpack
 from dockyard.distribution.endpoints import endpoints_for
 from dockyard.distribution.progress import Progress, short
 from dockyard.errors import (
@@ -100,12 +101,17 @@ class Puller:
         config_digest = manifest.config.digest
         known = await self.run_blocking(self.images.names_of, config_digest)
         lease = await self.run_blocking(self.images.leases.create, None, 3600.0)
+        early: EarlyUnpack | None = None
         try:
             config = await self._config(client, manifest.config)
-            fetched = [] if known else await self._layers(client, manifest, progress, lease.id)
+            if not known and self.unpack:
+                early = EarlyUnpack.start(self.images, manifest, config)
+            fetched = [] if known else await self._layers(client, manifest, progress, lease.id, early)
             up_to_date = await self.run_blocking(
                 self._register, ref, top, manifest_doc, config, config_digest, lease.id)
         finally:
+            if early is not None:
+                await early.finish()
             await self.run_blocking(self._drop_lease, lease.id)
         if self.unpack:
             await self._unpack(config_digest, progress, fetched)
@@ -146,8 +152,8 @@ class Puller:
     # -- layers --------------------------------------------------------------------------------
 
     async def _layers(self, client: RegistryClient, manifest: Manifest, progress: Progress,
-                      lease: str) -> list[Descriptor]:
-        """Download the missing layers; those downloaded."""
+                      lease: str, early: EarlyUnpack | None = None) -> list[Descriptor]:
+        """Download the missing layers (telling ``early`` of each one present); those downloaded."""
         todo: list[Descriptor] = []
         seen: set[str] = set()
         for layer in manifest.layers:
@@ -156,13 +162,16 @@ class Puller:
             seen.add(layer.digest)
             if await self.run_blocking(self.images.content.exists, layer.digest):
                 await progress.status("Already exists", short(layer.digest))
+                if early is not None:
+                    early.ready(layer.digest)
             else:
                 todo.append(layer)
                 await progress.status("Pulling fs layer", short(layer.digest))
         limit = asyncio.Semaphore(MAX_DOWNLOADS)
         for layer in todo[MAX_DOWNLOADS:]:
             await progress.status("Waiting", short(layer.digest))
-        tasks = [asyncio.create_task(self._download(client, layer, progress, limit, lease)) for layer in todo]
+        tasks = [asyncio.create_task(self._download(client, layer, progress, limit, lease, early))
+                 for layer in todo]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -173,7 +182,7 @@ class Puller:
         return todo
 
     async def _download(self, client: RegistryClient, layer: Descriptor, progress: Progress,
-                        limit: asyncio.Semaphore, lease: str) -> None:
+                        limit: asyncio.Semaphore, lease: str, early: EarlyUnpack | None = None) -> None:
         async with limit:
             for attempt in range(1, ATTEMPTS + 1):
                 try:
@@ -186,6 +195,8 @@ class Puller:
                     await progress.status(f"Retrying in {delay:g} second{'s' if delay != 1 else ''}",
                                           short(layer.digest))
                     await asyncio.sleep(delay)
+        if early is not None:
+            early.ready(layer.digest)
         await progress.status("Download complete", short(layer.digest))
 
     async def _fetch_layer(self, client: RegistryClient, layer: Descriptor, progress: Progress,
