@@ -22,6 +22,7 @@ import aiohttp
 from dockyard.distribution.endpoints import Endpoint
 from dockyard.errors import DockyardError, NotFound, Unauthorized, Unavailable
 
+READ_BUFFER = 1 << 22  # bytes a response may buffer before reading pauses (aiohttp's default: 64 KiB)
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
 
 
@@ -76,8 +77,9 @@ class RegistryClient:
         self.endpoint, self.path, self.credentials = endpoint, path, credentials
         self.base = ""
         self._auth: str | None = None
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout,
-                                                                            sock_read=timeout))
+        self._session = aiohttp.ClientSession(
+            read_bufsize=READ_BUFFER,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout))
 
     async def __aenter__(self) -> Self:
         return self

@@ -49,7 +49,7 @@ T = TypeVar("T")
 RunBlocking = Callable[..., Awaitable[Any]]
 MAX_DOWNLOADS = 3
 ATTEMPTS = 5
-CHUNK = 1 << 18
+CHUNK = 1 << 20
 RETRYABLE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError, ConnectionError)
 
 
