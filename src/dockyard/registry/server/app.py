@@ -31,6 +31,7 @@ API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 EXTRA_HEADERS_KEY: web.AppKey[dict[str, str]] = web.AppKey("extra_headers")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _NAME = "/v2/{name:.+}"
+READ_BUFFER = 1 << 22  # request bytes buffered before reading pauses (aiohttp's default, 64 KiB, pauses often)
 
 
 async def base(request: web.Request) -> web.StreamResponse:
@@ -83,7 +84,7 @@ class AccessLogger(AbstractAccessLogger):
 
 def runner_options() -> dict[str, Any]:
     """Keyword arguments for web.AppRunner (or aiohttp's TestServer) that install the access log."""
-    return {"access_log_class": AccessLogger, "access_log": log}
+    return {"access_log_class": AccessLogger, "access_log": log, "read_bufsize": READ_BUFFER}
 
 
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from dockyard.registry.store.registry import Registry
 
 REGISTRY_KEY: web.AppKey["Registry"] = web.AppKey("registry")
-CHUNK_SIZE = 1 << 16
+CHUNK_SIZE = 1 << 20  # upload bodies are handed to the store up to 1 MiB at a time
 OCTET_STREAM = "application/octet-stream"
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
