@@ -50,10 +50,22 @@ def make_driver(config: RegistryConfig) -> StorageDriver:
         from dockyard.registry.storage.inmemory import InMemoryDriver
 
         return InMemoryDriver()
+    if config.storage == "s3":
+        from dockyard.registry.storage.s3 import S3Driver
+
+        return S3Driver.from_config(config.s3)
     from dockyard.registry.storage.filesystem import FilesystemDriver
 
     os.makedirs(config.root_directory, exist_ok=True)
     return FilesystemDriver(config.root_directory)
+
+
+def _storage_where(config: RegistryConfig) -> str:
+    if config.storage == "filesystem":
+        return f" at {config.root_directory}"
+    if config.storage == "s3":
+        return f" bucket {config.s3.get('bucket')}"
+    return ""
 
 
 def make_ssl_context(config: RegistryConfig) -> ssl.SSLContext | None:
@@ -74,7 +86,8 @@ async def serve(config: RegistryConfig, ready: asyncio.Event | None = None) -> N
     from dockyard.registry.auth import build as build_auth
     from dockyard.registry.store.registry import Registry
 
-    registry = Registry(make_driver(config), delete_enabled=config.delete_enabled)
+    driver = make_driver(config)
+    registry = Registry(driver, delete_enabled=config.delete_enabled)
     auth = build_auth(config.auth) if config.auth is not None else None
     ssl_context = make_ssl_context(config)
     runner = web.AppRunner(create_app(registry, extra_headers=config.headers, auth=auth), handle_signals=False,
@@ -89,7 +102,7 @@ async def serve(config: RegistryConfig, ready: asyncio.Event | None = None) -> N
         await site.start()
         log.info("listening on %s:%d (%s), storage %s%s, auth %s", config.host or "[::]", config.port,
                  "https" if ssl_context else "http", config.storage,
-                 f" at {config.root_directory}" if config.storage == "filesystem" else "",
+                 _storage_where(config),
                  type(config.auth).__name__ if config.auth else "none")
         if ready is not None:
             ready.set()
@@ -99,6 +112,7 @@ async def serve(config: RegistryConfig, ready: asyncio.Event | None = None) -> N
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
+        driver.close()
     log.info("stopped")
 
 

@@ -99,3 +99,6 @@ class StorageDriver(abc.ABC):
     @abc.abstractmethod
     async def delete(self, path: str) -> None:
         """Remove a file or a whole directory tree; PathNotFound if absent."""
+
+    def close(self) -> None:  # noqa: B027 - a hook drivers with connections override
+        """Release what the driver holds open (connections); default: nothing."""
