@@ -1,4 +1,5 @@
-"""dockyard-registry: ``serve [CONFIG]`` runs the registry until SIGTERM/SIGINT; ``--version``."""
+"""dockyard-registry: ``serve [CONFIG]`` runs the registry until SIGTERM/SIGINT; ``garbage-collect
+[--dry-run] [--delete-untagged] [--grace D] [CONFIG]`` deletes unreferenced blobs (online); ``--version``."""
 
 from __future__ import annotations
 
@@ -84,10 +85,15 @@ def make_ssl_context(config: RegistryConfig) -> ssl.SSLContext | None:
 async def serve(config: RegistryConfig, ready: asyncio.Event | None = None) -> None:
     """Serve the registry on config's address until SIGTERM or SIGINT, then stop cleanly."""
     from dockyard.registry.auth import build as build_auth
+    from dockyard.registry.store.immutable import parse_rules
+    from dockyard.registry.store.maintenance import Maintenance, parse_maintenance
     from dockyard.registry.store.registry import Registry
 
+    immutable = parse_rules(config.immutable_tags)  # configuration errors first: exit 1
+    settings = parse_maintenance(config.maintenance)
     driver = make_driver(config)
-    registry = Registry(driver, delete_enabled=config.delete_enabled)
+    registry = Registry(driver, delete_enabled=config.delete_enabled, immutable=immutable)
+    maintenance = Maintenance(registry, settings)
     auth = build_auth(config.auth) if config.auth is not None else None
     ssl_context = make_ssl_context(config)
     runner = web.AppRunner(create_app(registry, extra_headers=config.headers, auth=auth), handle_signals=False,
@@ -104,6 +110,7 @@ async def serve(config: RegistryConfig, ready: asyncio.Event | None = None) -> N
                  "https" if ssl_context else "http", config.storage,
                  _storage_where(config),
                  type(config.auth).__name__ if config.auth else "none")
+        maintenance.start()
         if ready is not None:
             ready.set()
         await stop.wait()
@@ -111,6 +118,7 @@ async def serve(config: RegistryConfig, ready: asyncio.Event | None = None) -> N
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        await maintenance.stop()
         await runner.cleanup()
         driver.close()
     log.info("stopped")
@@ -124,6 +132,11 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="serve the registry API")
     s.add_argument("config", nargs="?", help="YAML configuration file (default: REGISTRY_CONFIGURATION_PATH, "
                                              "else built-in defaults)")
+    g = sub.add_parser("garbage-collect", help="delete blobs no manifest references (safe while serving)")
+    g.add_argument("--dry-run", "-d", action="store_true", help="only print what would be deleted")
+    g.add_argument("--delete-untagged", "-m", action="store_true", help="also delete manifests no tag reaches")
+    g.add_argument("--grace", help="override storage.maintenance.gc.graceperiod (e.g. 0s)")
+    g.add_argument("config", nargs="?", help="YAML configuration file (as for serve)")
     return p
 
 
@@ -137,6 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dockyard-registry: {e}", file=sys.stderr)
         return 1
     setup_logging(config.log_level)
+    if args.command == "garbage-collect":
+        from dockyard.registry.store.maintenance import run_gc_command
+
+        try:
+            return run_gc_command(config, args)
+        except DockyardError as e:
+            print(f"dockyard-registry: {e}", file=sys.stderr)
+            return 1
     try:
         asyncio.run(serve(config))
     except (DockyardError, OSError) as e:

@@ -84,3 +84,7 @@ def pagination_number_invalid(detail: Any = None) -> RegistryError:
 
 def unknown(detail: Any = None) -> RegistryError:
     return RegistryError("UNKNOWN", "unknown error", 500, detail)
+
+
+def denied(detail: Any = None, message: str = "requested access to the resource is denied") -> RegistryError:
+    return RegistryError("DENIED", message, 403, detail)

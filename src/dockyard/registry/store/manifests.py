@@ -140,22 +140,61 @@ class ManifestStore:
         return data, media_type_of(load(data))
 
     async def put(self, repo: str, data: bytes, content_type: str, d: str) -> Parsed:
-        """Validate, check references, store ``data`` as revision ``d`` and index its subject."""
+        """Validate, check references, store ``data`` as revision ``d`` and index its subject.
+
+        GC-safe order (store/gc.py): references must be linked in ``repo``; then the
+        revision link is written, every reference re-linked (fresh mtimes) and only
+        then is their data verified, so a concurrent sweep either sees a fresh link
+        and keeps the blob, or this PUT sees the blob gone, rolls back and fails with
+        MANIFEST_BLOB_UNKNOWN.
+        """
         parsed = parse(data, content_type)
-        await self._check_references(repo, parsed)
+        await self._check_linked(repo, parsed)
+        existed = await self.exists(repo, d)
         await self.blobs.put(d, data)
         await self.driver.put(paths.revision_link(repo, d), d.encode())
+        try:
+            await self._relink(repo, parsed)
+            await self._verify(repo, parsed)
+        except errors.RegistryError:
+            if not existed:
+                await self._drop_revision(repo, d)
+            raise
+        if await self.blobs.global_size(d) is None:  # swept between blobs.put and the revision link
+            await self.driver.put(paths.blob_data(d), data)
         if parsed.subject is not None:
             await self.driver.put(paths.referrer_entry(repo, parsed.subject, d), d.encode())
         return parsed
 
-    async def _check_references(self, repo: str, parsed: Parsed) -> None:
+    async def _check_linked(self, repo: str, parsed: Parsed) -> None:
         for b in parsed.blobs:
             if not await self.blobs.is_linked(repo, b) or await self.blobs.global_size(b) is None:
                 raise errors.manifest_blob_unknown({"digest": b})
         for child in parsed.children:
             if not await self.exists(repo, child):
                 raise errors.manifest_blob_unknown({"digest": child})
+
+    async def _relink(self, repo: str, parsed: Parsed) -> None:
+        """Rewrite the links of every reference: their mtimes now tell GC they are in use."""
+        for b in parsed.blobs:
+            await self.blobs.link(repo, b)
+        for child in parsed.children:
+            await self.driver.put(paths.revision_link(repo, child), child.encode())
+
+    async def _verify(self, repo: str, parsed: Parsed) -> None:
+        """Every referenced blob's data (and child manifest) still exists after the re-link."""
+        for b in [*parsed.blobs, *parsed.children]:
+            if await self.blobs.global_size(b) is None:
+                raise errors.manifest_blob_unknown({"digest": b})
+        for child in parsed.children:
+            if not await self.exists(repo, child):
+                raise errors.manifest_blob_unknown({"digest": child})
+
+    async def _drop_revision(self, repo: str, d: str) -> None:
+        try:
+            await self.driver.delete(paths.revision_dir(repo, d))
+        except PathNotFound:
+            pass
 
     async def delete(self, repo: str, d: str) -> None:
         """Remove revision ``d`` and its referrers entry; MANIFEST_UNKNOWN if absent."""

@@ -7,6 +7,7 @@ references (TAG_INVALID / DIGEST_INVALID).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from dockyard.registry import errors
 from dockyard.registry.storage.driver import PathNotFound, StorageDriver
 from dockyard.registry.store import paths
 from dockyard.registry.store.blobs import BlobStore
+from dockyard.registry.store.immutable import ImmutableRules
 from dockyard.registry.store.manifests import ManifestStore
 from dockyard.registry.store.tags import TagStore
 from dockyard.registry.store.uploads import UploadStore
@@ -25,9 +27,12 @@ _REPO_MARKERS = ("_layers", "_manifests", "_uploads")
 class Registry:
     """Repositories, blobs, uploads, manifests, tags and referrers over one storage driver."""
 
-    def __init__(self, driver: StorageDriver, *, delete_enabled: bool = True) -> None:
+    def __init__(self, driver: StorageDriver, *, delete_enabled: bool = True,
+                 immutable: ImmutableRules | None = None) -> None:
         self.driver = driver
         self.delete_enabled = delete_enabled
+        self.immutable = immutable if immutable else None
+        self._tag_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._blobs = BlobStore(driver)
         self._uploads = UploadStore(driver, self._blobs)
         self._manifests = ManifestStore(driver, self._blobs)
@@ -72,7 +77,8 @@ class Registry:
         if not await self._blobs.is_linked(from_repo, digest) or await self._blobs.global_size(digest) is None:
             return False
         await self._blobs.link(repo, digest)
-        return True
+        # a GC sweep may have taken the data just before the link: then upload it instead
+        return await self._blobs.global_size(digest) is not None
 
     # --- uploads ---------------------------------------------------------
 
@@ -120,22 +126,59 @@ class Registry:
         else:
             tag = paths.check_tag(ref)
             d = digests.from_bytes(data)
-        parsed = await self._manifests.put(repo, data, content_type, d)
-        if tag is not None:
+        if tag is None:
+            parsed = await self._manifests.put(repo, data, content_type, d)
+            return d, parsed.subject
+        async with self._tag_lock(repo, tag):
+            if self.immutable is not None:
+                self.immutable.check_push(repo, tag, await self._current(repo, tag), d)
+            parsed = await self._manifests.put(repo, data, content_type, d)
             await self._tags.set(repo, tag, d)
+            if not await self._manifests.exists(repo, d):
+                await self._restore_tagged(repo, tag, data, content_type, d)
         return d, parsed.subject
 
+    async def _restore_tagged(self, repo: str, tag: str, data: bytes, content_type: str, d: str) -> None:
+        """A GC removed the revision as untagged before the tag landed: store it again, or untag."""
+        try:
+            await self._manifests.put(repo, data, content_type, d)
+        except errors.RegistryError:
+            if await self._current(repo, tag) == d:
+                await self._tags.delete(repo, tag)
+            raise
+
+    def _tag_lock(self, repo: str, tag: str) -> asyncio.Lock:
+        """Serialises PUTs of one tag in this process (immutability is check-then-set)."""
+        if self.immutable is None or not self.immutable.is_immutable(repo, tag):
+            return asyncio.Lock()
+        return self._tag_locks.setdefault((repo, tag), asyncio.Lock())
+
+    async def _current(self, repo: str, tag: str) -> str | None:
+        try:
+            return await self._tags.resolve(repo, tag)
+        except errors.RegistryError:
+            return None
+
     async def delete_manifest(self, repo: str, ref: str) -> None:
-        """By tag: untag only.  By digest: remove the revision and every tag pointing to it."""
+        """By tag: untag only.  By digest: remove the revision and every tag pointing to it.
+
+        DENIED when an immutable tag would go (the tag itself, or one pointing to the digest).
+        """
         paths.check_name(repo)
         if not self.delete_enabled:
             raise errors.unsupported()
         if not paths.is_digest_ref(ref):
-            await self._tags.delete(repo, paths.check_tag(ref))
+            tag = paths.check_tag(ref)
+            if self.immutable is not None and await self._current(repo, tag) is not None:
+                self.immutable.check_delete(repo, [tag])
+            await self._tags.delete(repo, tag)
             return
         d = paths.check_digest(ref)
+        pointing = await self._tags.pointing_to(repo, d)
+        if self.immutable is not None:
+            self.immutable.check_delete(repo, pointing)
         await self._manifests.delete(repo, d)
-        for tag in await self._tags.pointing_to(repo, d):
+        for tag in pointing:
             await self._tags.delete(repo, tag)
 
     async def tags(self, repo: str) -> list[str]:

@@ -99,8 +99,9 @@ class UploadStore:
             if actual != digest:
                 await self._remove(repo, uuid)
                 raise errors.digest_invalid({"digest": digest, "actual": actual})
-            await self.blobs.commit(paths.upload_data(repo, uuid), digest)
+            # link first: a fresh link is what tells a concurrent GC the blob is wanted (store/gc.py)
             await self.blobs.link(repo, digest)
+            await self.blobs.commit(paths.upload_data(repo, uuid), digest)
             await self._remove(repo, uuid)
 
     async def _final_digest(self, repo: str, uuid: str, algorithm: str) -> str:
