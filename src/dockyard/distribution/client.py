@@ -10,6 +10,7 @@ then http for insecure registries.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import aiohttp
+import yarl
 
 from dockyard.distribution.endpoints import Endpoint
 from dockyard.errors import DockyardError, NotFound, Unauthorized, Unavailable
@@ -75,6 +77,7 @@ class RegistryClient:
     def __init__(self, endpoint: Endpoint, path: str, credentials: Credentials | None = None,
                  *, timeout: float = 60.0) -> None:
         self.endpoint, self.path, self.credentials = endpoint, path, credentials
+        self.actions = "pull"  # token scope actions; a push asks for "pull,push"
         self.base = ""
         self._auth: str | None = None
         self._session = aiohttp.ClientSession(
@@ -118,7 +121,7 @@ class RegistryClient:
         if not realm:
             raise Unauthorized("bearer challenge without realm")
         query = {k: v for k, v in (("service", params.get("service", "")),
-                                   ("scope", params.get("scope") or f"repository:{self.path}:pull")) if v}
+                                   ("scope", params.get("scope") or f"repository:{self.path}:{self.actions}")) if v}
         headers = {"Authorization": self.credentials.basic()} if self.credentials and self.credentials.username else {}
         async with self._session.get(realm, params=query, headers=headers, ssl=self._ssl()) as r:
             if r.status != 200:
@@ -168,6 +171,121 @@ class RegistryClient:
     def blob(self, digest: str, offset: int = 0) -> Any:
         """GET the blob from ``offset`` (a Range request when > 0); the caller checks 200/206."""
         return self.request("GET", f"blobs/{digest}", {"Range": f"bytes={offset}-"} if offset else None)
+
+    # -- uploads (push) ------------------------------------------------------------------------
+
+    def _url(self, location: str) -> yarl.URL:
+        """An upload Location (absolute, or a path on this registry) as a URL, its query kept verbatim."""
+        if location.startswith("/"):
+            location = self.base + location
+        return yarl.URL(location, encoded=True)
+
+    @asynccontextmanager
+    async def request_url(self, method: str, location: str, headers: dict[str, str] | None = None,
+                          data: Any = None) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A request to ``location`` (an upload URL) with auth; a 401 is retried once only without a body stream."""
+        if not self.base:
+            await self.ping()
+        for attempt in range(2):
+            hdrs = {**(headers or {}), **({"Authorization": self._auth} if self._auth else {})}
+            async with self._session.request(method, self._url(location), headers=hdrs, data=data,
+                                             ssl=self._ssl()) as r:
+                retry = attempt == 0 and (data is None or isinstance(data, bytes))
+                if r.status == 401 and retry and "WWW-Authenticate" in r.headers:
+                    await self._authenticate(r.headers["WWW-Authenticate"])
+                    continue
+                yield r
+                return
+
+    async def blob_size(self, digest: str) -> int | None:
+        """HEAD the blob in this repository: its size, or None when the registry does not have it here."""
+        async with self.request("HEAD", f"blobs/{digest}") as r:
+            if r.status == 404:
+                return None
+            if r.status != 200:
+                raise self.push_error(r.status, await r.read(), r.headers)
+            return int(r.headers.get("Content-Length") or 0)
+
+    async def start_upload(self, mount: str | None = None, source: str | None = None) -> tuple[bool, str]:
+        """POST uploads/ (with ``mount``/``from`` when given): (mounted, location of the blob or the upload)."""
+        query = f"?mount={mount}&from={source}" if mount and source else ""
+        async with self.request("POST", f"blobs/uploads/{query}", {"Content-Length": "0"}) as r:
+            body = await r.read()
+            if r.status == 201 and mount:
+                return True, r.headers.get("Location", "")
+            if r.status != 202:
+                raise self.push_error(r.status, body, r.headers)
+            return False, r.headers["Location"]
+
+    async def patch_upload(self, location: str, chunks: Any) -> str:
+        """PATCH the body (bytes or an async iterator, sent chunked) to the upload: its next location."""
+        headers = {"Content-Type": "application/octet-stream"}
+        async with self.request_url("PATCH", location, headers, chunks) as r:
+            body = await r.read()
+            if r.status not in (202, 204):
+                raise self.push_error(r.status, body, r.headers)
+            return r.headers.get("Location") or location
+
+    async def finish_upload(self, location: str, digest: str, data: bytes = b"") -> None:
+        """PUT ``?digest=`` (with the last or only chunk): the registry verifies and commits the blob."""
+        sep = "&" if "?" in location else "?"
+        headers = {"Content-Type": "application/octet-stream"}
+        async with self.request_url("PUT", f"{location}{sep}digest={digest}", headers, data) as r:
+            body = await r.read()
+            if r.status not in (201, 204):
+                raise self.push_error(r.status, body, r.headers)
+
+    async def cancel_upload(self, location: str) -> None:
+        try:
+            async with self.request_url("DELETE", location) as r:
+                await r.read()
+        except (aiohttp.ClientError, OSError):
+            pass
+
+    async def put_manifest(self, ref: str, data: bytes, media_type: str) -> str:
+        """PUT the manifest's exact bytes under ``ref``: the Docker-Content-Digest answered."""
+        async with self.request_url("PUT", f"/v2/{self.path}/manifests/{ref}", {"Content-Type": media_type},
+                                    data) as r:
+            body = await r.read()
+            if r.status not in (200, 201):
+                raise self.push_error(r.status, body, r.headers)
+            return r.headers.get("Docker-Content-Digest") or digest_of(data)
+
+    async def list_tags(self) -> list[str]:
+        """Every tag of the repository (GET tags/list, following Link pages)."""
+        tags: list[str] = []
+        path = f"/v2/{self.path}/tags/list"
+        while path:
+            async with self.request_url("GET", path) as r:
+                body = await r.read()
+                if r.status != 200:
+                    raise error_of(r.status, body)
+                tags += json.loads(body).get("tags") or []
+                link = r.headers.get("Link", "")
+            path = link[link.find("<") + 1:link.find(">")] if link.startswith("<") else ""
+        return tags
+
+    def push_error(self, status: int, body: bytes, headers: Any) -> DockyardError:
+        """A failed push request as dockerd reports it ("no basic auth credentials", "denied: ...")."""
+        if status == 401 and not (self.credentials and self.credentials.username):
+            scheme, _ = parse_challenge(headers.get("WWW-Authenticate", ""))
+            if scheme == "basic":
+                return Unauthorized("no basic auth credentials")
+        scheme, params = parse_challenge(headers.get("WWW-Authenticate", ""))
+        oauth = {"insufficient_scope": ("denied", "requested access to the resource is denied"),
+                 "invalid_token": ("unauthorized", "authentication required")}.get(params.get("error", ""))
+        if 400 <= status < 500 and scheme == "bearer" and oauth:  # RFC 6750 errors come first, as in Docker
+            return Unauthorized(f"{oauth[0]}: {params.get('error_description') or oauth[1]}")
+        err = error_of(status, body)
+        if status == 401 and not err.errors:  # a HEAD, or a body that is not an error list
+            return Unauthorized("unauthorized: authentication required")
+        if len(err.errors) > 1:  # dockerd reports the first one
+            return RegistryError(status, err.errors[:1], "")
+        return err
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def error_of(status: int, body: bytes) -> RegistryError:

@@ -17,6 +17,7 @@ from dockyard.oci.image import (
     Descriptor,
     Index,
     Manifest,
+    Platform,
     host_platform,
     match_platform,
 )
@@ -65,14 +66,31 @@ def checked(data: bytes, content_type: str, expected: str | None) -> Fetched:
     return Fetched(data, media_type, actual)
 
 
-def select_platform(index: Fetched) -> Descriptor:
-    """This host's entry of a manifest list / OCI index; dockerd's error when there is none."""
+def parse_platform(text: str) -> Platform:
+    """"linux/arm64/v8" -> Platform (``docker pull --platform``); containerd's error for a malformed one."""
+    parts = text.strip().lower().split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise InvalidArgument(f'"{text}": unknown operating system or architecture: invalid argument')
+    arch = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}.get(parts[1], parts[1])
+    return Platform(parts[0], arch, parts[2] if len(parts) == 3 else None)
+
+
+def platform_name(p: Platform) -> str:
+    return f"{p.os}/{p.architecture}" + (f"/{p.variant}" if p.variant else "")
+
+
+class NoMatchingPlatform(NotFound):
+    """The manifest list has no entry for the platform (reported after "Pulling from", as dockerd)."""
+
+
+def select_platform(index: Fetched, platform: Platform | None = None) -> Descriptor:
+    """The entry of a manifest list / OCI index for ``platform`` (default: this host's); dockerd's error
+    when there is none."""
+    p = platform or host_platform()
     try:
-        return match_platform(Index.from_bytes(index.data, index.media_type))
+        return match_platform(Index.from_bytes(index.data, index.media_type), p.os, p.architecture, p.variant)
     except NotFound:
-        p = host_platform()
-        name = f"{p.os}/{p.architecture}" + (f"/{p.variant}" if p.variant else "")
-        raise NotFound(f"no matching manifest for {name} in the manifest list entries") from None
+        raise NoMatchingPlatform(f"no matching manifest for {platform_name(p)} in the manifest list entries") from None
 
 
 def parse_manifest(fetched: Fetched) -> Manifest:

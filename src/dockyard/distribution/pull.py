@@ -41,7 +41,7 @@ from dockyard.errors import (
     Unavailable,
 )
 from dockyard.images.archive.types import LoadedImage, Target
-from dockyard.oci.image import Descriptor, Manifest
+from dockyard.oci.image import Descriptor, Manifest, Platform
 from dockyard.oci.reference import Reference
 from dockyard.supervisor.images import ID_LABEL, ImageService
 
@@ -70,11 +70,15 @@ class Puller:
     mirrors: tuple[str, ...] = ()
     unpack: bool = True
     backoff: float = 1.0
+    platform: Platform | None = None  # the manifest list entry to pull (None: this host's)
 
     async def pull(self, ref: Reference, credentials: Credentials | None, progress: Progress) -> PullResult:
         """Pull ``ref``, reporting on ``progress``; DockyardError (network errors as Unavailable)."""
         try:
             return await self._pull(ref, credentials, progress)
+        except manifests.NoMatchingPlatform:
+            await progress.status(f"Pulling from {ref.path}", ref.tag or ref.digest)  # in band, as dockerd
+            raise
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise Unavailable(f"error pulling {ref.familiar()}: {e or type(e).__name__}") from e
 
@@ -132,7 +136,7 @@ class Puller:
         top = manifests.checked(data, ctype, ref.digest)
         if not top.is_index:
             return top, top
-        desc = manifests.select_platform(top)
+        desc = manifests.select_platform(top, self.platform)
         try:
             data, ctype = await client.manifest(desc.digest, manifests.ACCEPT)
         except RegistryError as e:
@@ -258,12 +262,18 @@ class Puller:
         svc = self.images
         for doc in {top.digest: top.data, manifest.digest: manifest.data, config_digest: config}.items():
             svc.content.add(doc[1], expected=doc[0], size=len(doc[1]), lease=lease)
+        target = Target(manifest.media_type, manifest.digest, len(manifest.data))
         for layer in json.loads(manifest.data).get("layers") or ():  # every layer must be here now
             if not svc.content.exists(layer["digest"]):
-                raise NotFound(f"layer {layer['digest']} missing after download")
+                # the image is here already under other layer blobs (built or committed here, so
+                # stored uncompressed): it keeps its own manifest, as dockerd keeps config + layers
+                local = [r.target for r in svc.list() if r.labels.get(ID_LABEL) == config_digest]
+                if not local:
+                    raise NotFound(f"layer {layer['digest']} missing after download")
+                target = Target(local[0].media_type, local[0].digest, local[0].size)
+                break
         names = ([f"{ref.name}:{ref.tag}"] if ref.tag and not ref.digest else []) + [f"{ref.name}@{top.digest}"]
         up_to_date = all(self._names_image(n, config_digest) for n in names)
-        target = Target(manifest.media_type, manifest.digest, len(manifest.data))
         svc._record(LoadedImage(target, config_digest), names)  # the record load/import make
         return up_to_date
 

@@ -162,25 +162,118 @@ def _pull_ref(image: str, tag: str) -> str:
 
 
 async def _pull(request: web.Request, daemon: Daemon, image: str, tag: str) -> web.StreamResponse:
-    """Pull from the image's registry (dockyard.distribution); errors before any output are HTTP errors."""
+    """Pull from the image's registry (dockyard.distribution); errors before any output are HTTP errors.
+
+    ``platform`` (os/arch[/variant]) picks a manifest list entry; a name with no tag and no ``tag``
+    parameter pulls every tag of the repository (`docker pull -a`), as dockerd does.
+    """
     from dockyard.distribution.client import Credentials
+    from dockyard.distribution.manifests import parse_platform
     from dockyard.distribution.progress import Progress
     from dockyard.distribution.pull import Puller
 
+    platform = parse_platform(request.query["platform"]) if request.query.get("platform") else None
     parsed = reference.parse(_pull_ref(image, tag))
+    all_tags = not tag and "@" not in image and reference.parse(image, default_tag=False).tag is None
     stream = JSONStream(request)
     puller = Puller(daemon.images, daemon.run_blocking, insecure=tuple(daemon.config.insecure_registries),
-                    mirrors=tuple(daemon.config.registry_mirrors))
+                    mirrors=tuple(daemon.config.registry_mirrors), platform=platform)
+    credentials = Credentials.from_header(request.headers.get("X-Registry-Auth"))
     try:
-        await puller.pull(parsed, Credentials.from_header(request.headers.get("X-Registry-Auth")),
-                                   Progress(stream.send))
+        if all_tags:
+            await _pull_all_tags(puller, parsed, credentials, Progress(stream.send))
+        else:
+            await puller.pull(parsed, credentials, Progress(stream.send))
     except DockyardError as e:
         if not stream.started:
             raise
         await stream.error(e.message)
         return await stream.finish()
-    daemon.events.emit("image", "pull", parsed.familiar(), {"name": parsed.familiar_name()})
+    daemon.events.emit("image", "pull", parsed.familiar_name() if all_tags else parsed.familiar(),
+                       {"name": parsed.familiar_name()})
     return await stream.finish()
+
+
+async def _pull_all_tags(puller: Any, ref: reference.Reference, credentials: Any, progress: Any) -> None:
+    """Every tag of ``ref``'s repository, one pull each; one final "Status:" line for the repository."""
+    from dockyard.distribution.client import RegistryClient
+    from dockyard.distribution.endpoints import endpoint_for
+    from dockyard.distribution.progress import Progress
+
+    async with RegistryClient(endpoint_for(ref.domain, puller.insecure), ref.path, credentials) as client:
+        tags = await client.list_tags()
+    newer = False
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal newer
+        status = str(message.get("status", ""))
+        if status.startswith("Status: "):
+            newer = newer or status.startswith("Status: Downloaded newer")
+            return
+        await progress.emit(message)
+
+    for t in sorted(tags):
+        await puller.pull(ref.with_tag(t), credentials, Progress(send))
+    what = "Downloaded newer image" if newer else "Image is up to date"
+    await progress.status(f"Status: {what} for {ref.familiar_name()}")
+
+
+async def push_image(request: web.Request) -> web.StreamResponse:
+    """POST /images/{name}/push?tag=: push to the registry; errors after the first line arrive in band."""
+    from dockyard.distribution.client import Credentials
+    from dockyard.distribution.progress import Progress
+    from dockyard.distribution.push import Pusher, parse_push_ref
+
+    daemon = daemon_of(request)
+    header = request.headers.get("X-Registry-Auth")
+    if header:
+        credentials = Credentials.from_header(header)
+    else:  # API < 1.x clients sent the AuthConfig as the body; nothing at all is dockerd's 400
+        credentials = await _legacy_auth_body(request)
+    ref = parse_push_ref(request.match_info["name"], request.query.get("tag", ""))
+    stream = JSONStream(request)
+    pusher = Pusher(daemon.images, daemon.run_blocking, insecure=tuple(daemon.config.insecure_registries))
+    try:
+        await pusher.push(ref, credentials, Progress(stream.send))
+    except DockyardError as e:
+        await stream.error(e.message)
+        return await stream.finish()
+    daemon.events.emit("image", "push", ref.familiar(), {"name": ref.familiar_name()})
+    return await stream.finish()
+
+
+async def _legacy_auth_body(request: web.Request) -> Any:
+    import json
+
+    from dockyard.distribution.client import Credentials
+
+    raw = await request.read()
+    try:
+        doc = json.loads(raw)
+    except ValueError as e:
+        reason = "EOF" if not raw.strip() else str(e)
+        raise InvalidArgument(f"Bad parameters and missing X-Registry-Auth: {reason}") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgument("Bad parameters and missing X-Registry-Auth: not an object")
+    creds = Credentials(str(doc.get("username") or ""), str(doc.get("password") or ""),
+                        str(doc.get("identitytoken") or ""))
+    return creds if creds.username or creds.identity_token else None
+
+
+async def distribution_inspect(request: web.Request) -> web.StreamResponse:
+    """GET /distribution/{name}/json: the registry's descriptor and platforms for the reference."""
+    from dockyard.distribution.client import Credentials
+    from dockyard.distribution.inspect import inspect
+
+    daemon = daemon_of(request)
+    name = request.match_info["name"]
+    try:
+        ref = reference.parse(name)
+    except InvalidArgument:
+        raise InvalidArgument("invalid reference format") from None
+    credentials = Credentials.from_header(request.headers.get("X-Registry-Auth"))
+    doc = await inspect(ref, credentials, tuple(daemon.config.insecure_registries))
+    return json_response(doc)
 
 
 async def load_images(request: web.Request) -> web.StreamResponse:
@@ -233,4 +326,6 @@ def add_routes(router: Router) -> None:
     router.add("GET", "/images/{name:.+}/history", image_history)
     router.add("GET", "/images/{name:.+}/get", save_one)
     router.add("POST", "/images/{name:.+}/tag", tag_image)
+    router.add("POST", "/images/{name:.+}/push", push_image)
+    router.add("GET", "/distribution/{name:.+}/json", distribution_inspect)
     router.add("DELETE", "/images/{name:.+}", delete_image)

@@ -84,7 +84,22 @@ async def build_prune(request: web.Request) -> web.StreamResponse:
     return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
 
 
+async def auth(request: web.Request) -> web.StreamResponse:
+    """POST /auth: log in to the registry of ``serveraddress`` (dockyard.distribution.login)."""
+    from dockyard.distribution.login import credentials_of, login
+
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidArgument("invalid auth configuration: not JSON") from None
+    domain, creds = credentials_of(body)
+    d = daemon_of(request)
+    result = await login(domain, creds, tuple(d.config.insecure_registries))
+    return json_response({"Status": result.status, "IdentityToken": result.identity_token})
+
+
 def add_routes(router: Router) -> None:
+    router.add("POST", "/auth", auth)
     router.add("POST", "/build/prune", build_prune)
     router.add("GET", "/_ping", ping)
     router.add("HEAD", "/_ping", ping)
