@@ -90,13 +90,14 @@ class RegistryProcess:
     """One registry server on loopback, with its config, storage and log under ``root``."""
 
     def __init__(self, kind: str, root: str, *, delete_enabled: bool = True,
-                 start_timeout: float = 30.0) -> None:
+                 start_timeout: float = 30.0, extra_config: str = "") -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown registry kind {kind!r}; one of {KINDS}")
         self.kind = kind
         self.root = os.path.abspath(root)
         self.delete_enabled = delete_enabled
         self.start_timeout = start_timeout
+        self.extra_config = extra_config  # YAML appended to the config (more top-level sections)
         self.port = 0
         self._proc: subprocess.Popen | None = None
         self._log: IO[bytes] | None = None
@@ -149,7 +150,7 @@ class RegistryProcess:
             for attempt in range(3):
                 self.port = free_port()
                 with open(self.config_path, "w") as f:
-                    f.write(config_yaml(self.storage, self.host_port, self.delete_enabled))
+                    f.write(config_yaml(self.storage, self.host_port, self.delete_enabled) + self.extra_config)
                 if self._launch(last=attempt == 2):
                     return
         except BaseException:

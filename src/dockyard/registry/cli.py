@@ -92,7 +92,15 @@ async def serve(config: RegistryConfig, ready: asyncio.Event | None = None) -> N
     immutable = parse_rules(config.immutable_tags)  # configuration errors first: exit 1
     settings = parse_maintenance(config.maintenance)
     driver = make_driver(config)
-    registry = Registry(driver, delete_enabled=config.delete_enabled, immutable=immutable)
+    registry: Registry
+    if config.proxy is not None:
+        from dockyard.registry.proxy import ProxyRegistry, parse_settings
+
+        proxy = ProxyRegistry(driver, parse_settings(config.proxy), delete_enabled=config.delete_enabled,
+                              immutable=immutable)
+        registry = proxy
+    else:
+        registry = Registry(driver, delete_enabled=config.delete_enabled, immutable=immutable)
     maintenance = Maintenance(registry, settings)
     auth = build_auth(config.auth) if config.auth is not None else None
     ssl_context = make_ssl_context(config)
@@ -110,6 +118,8 @@ async def serve(config: RegistryConfig, ready: asyncio.Event | None = None) -> N
                  "https" if ssl_context else "http", config.storage,
                  _storage_where(config),
                  type(config.auth).__name__ if config.auth else "none")
+        if config.proxy is not None:
+            log.info("pull-through cache of %s", config.proxy.get("remoteurl"))
         maintenance.start()
         if ready is not None:
             ready.set()
@@ -120,6 +130,8 @@ async def serve(config: RegistryConfig, ready: asyncio.Event | None = None) -> N
             loop.remove_signal_handler(sig)
         await maintenance.stop()
         await runner.cleanup()
+        if config.proxy is not None:
+            await proxy.close()
         driver.close()
     log.info("stopped")
 

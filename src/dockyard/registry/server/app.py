@@ -51,6 +51,12 @@ def _as_registry_error(e: DockyardError) -> RegistryError:
     return err
 
 
+def _started(request: web.Request) -> bool:
+    """True once response bytes were written: a second response would be read as body bytes."""
+    writer = request.writer
+    return writer is not None and writer.output_size > 0
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """RegistryError (and any other failure) -> ``{"errors": [...]}`` with the error's status."""
@@ -59,11 +65,15 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException:
         raise
     except DockyardError as e:
+        if _started(request):
+            raise  # part of a body went out: aiohttp cuts the connection, the client sees it short
         return error_response(_as_registry_error(e))
     except (ConnectionError, HttpProcessingError) as e:  # the client went away or sent a short body
         log.warning("%s %s: incomplete request: %s", request.method, request.path, e)
         return error_response(errors.blob_upload_invalid(str(e)))
     except Exception as e:  # a bug: answer 500 in the spec's shape and keep serving
+        if _started(request):
+            raise
         log.exception("%s %s failed", request.method, request.path)
         return error_response(errors.unknown(str(e)))
 

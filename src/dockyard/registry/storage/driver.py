@@ -100,5 +100,5 @@ class StorageDriver(abc.ABC):
     async def delete(self, path: str) -> None:
         """Remove a file or a whole directory tree; PathNotFound if absent."""
 
-    def close(self) -> None:  # noqa: B027 - a hook drivers with connections override
+    def close(self) -> None:  # a hook: drivers holding connections override it
         """Release what the driver holds open (connections); default: nothing."""
