@@ -8,7 +8,7 @@ import json
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import pytest
@@ -22,26 +22,14 @@ from dockyard.registry.storage.driver import FileInfo, StorageDriver, Writer
 from dockyard.registry.storage.filesystem import FilesystemDriver
 from dockyard.registry.storage.inmemory import InMemoryDriver
 from dockyard.registry.store import Registry, gc, gc_mark, maintenance, paths
+from tests.support.registry_store import DRIVER_KINDS, chunks, driver_for, run
 
 T = TypeVar("T")
 
 
-def run(aw: Awaitable[T]) -> T:
-    async def main() -> T:
-        return await aw
-    return asyncio.run(main())
-
-
-@pytest.fixture(params=["filesystem", "inmemory"])
+@pytest.fixture(params=DRIVER_KINDS)
 def reg(request, tmp_path) -> Registry:
-    if request.param == "filesystem":
-        return Registry(FilesystemDriver(str(tmp_path / "root")))
-    return Registry(InMemoryDriver())
-
-
-async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
-    for p in parts:
-        yield p
+    return Registry(driver_for(request.param, tmp_path))
 
 
 async def push_blob(reg: Registry, repo: str, data: bytes) -> str:

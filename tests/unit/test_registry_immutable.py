@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
@@ -15,25 +14,18 @@ from dockyard.oci import digest as digests
 from dockyard.oci import mediatypes as mt
 from dockyard.registry.errors import RegistryError
 from dockyard.registry.server import create_app, runner_options
-from dockyard.registry.storage.filesystem import FilesystemDriver
 from dockyard.registry.storage.inmemory import InMemoryDriver
 from dockyard.registry.store import Registry
 from dockyard.registry.store.immutable import parse_rules
+from tests.support.registry_store import DRIVER_KINDS, driver_for, run
 
 T = TypeVar("T")
 RULES = [{"repository": "release/*", "tags": "v*"}, {"repository": "team/**", "tags": ["prod", "stable-?"]}]
 
 
-def run(aw: Awaitable[T]) -> T:
-    async def main() -> T:
-        return await aw
-    return asyncio.run(main())
-
-
-@pytest.fixture(params=["filesystem", "inmemory"])
+@pytest.fixture(params=DRIVER_KINDS)
 def reg(request, tmp_path) -> Registry:
-    driver = FilesystemDriver(str(tmp_path / "root")) if request.param == "filesystem" else InMemoryDriver()
-    return Registry(driver, immutable=parse_rules(RULES))
+    return Registry(driver_for(request.param, tmp_path), immutable=parse_rules(RULES))
 
 
 async def chunks(data: bytes) -> AsyncIterator[bytes]:

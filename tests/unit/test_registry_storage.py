@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,22 +13,14 @@ from dockyard.errors import InvalidArgument, NotFound
 from dockyard.registry.storage import PathNotFound, StorageDriver
 from dockyard.registry.storage.driver import CHUNK
 from dockyard.registry.storage.filesystem import FilesystemDriver
-from dockyard.registry.storage.inmemory import InMemoryDriver
+from tests.support.registry_store import DRIVER_KINDS, driver_for, run
 
 T = TypeVar("T")
 
 
-def run(aw: Awaitable[T]) -> T:
-    async def main() -> T:
-        return await aw
-    return asyncio.run(main())
-
-
-@pytest.fixture(params=["filesystem", "inmemory"])
+@pytest.fixture(params=DRIVER_KINDS)
 def drv(request, tmp_path) -> StorageDriver:
-    if request.param == "filesystem":
-        return FilesystemDriver(str(tmp_path / "root"))
-    return InMemoryDriver()
+    return driver_for(request.param, tmp_path)
 
 
 async def collect(it: AsyncIterator[bytes]) -> bytes:

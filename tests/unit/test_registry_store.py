@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
@@ -14,28 +13,15 @@ from dockyard.oci import digest as digests
 from dockyard.oci import mediatypes as mt
 from dockyard.registry.errors import RegistryError
 from dockyard.registry.storage.filesystem import FilesystemDriver
-from dockyard.registry.storage.inmemory import InMemoryDriver
 from dockyard.registry.store import Registry
+from tests.support.registry_store import DRIVER_KINDS, chunks, driver_for, run
 
 T = TypeVar("T")
 
 
-def run(aw: Awaitable[T]) -> T:
-    async def main() -> T:
-        return await aw
-    return asyncio.run(main())
-
-
-@pytest.fixture(params=["filesystem", "inmemory"])
+@pytest.fixture(params=DRIVER_KINDS)
 def reg(request, tmp_path) -> Registry:
-    if request.param == "filesystem":
-        return Registry(FilesystemDriver(str(tmp_path / "root")))
-    return Registry(InMemoryDriver())
-
-
-async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
-    for p in parts:
-        yield p
+    return Registry(driver_for(request.param, tmp_path))
 
 
 async def read_all(it: AsyncIterator[bytes]) -> bytes:

@@ -16,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 
@@ -33,6 +32,7 @@ from dockyard.distribution.client import (
 from dockyard.distribution.early_unpack import EarlyUnpack
 from dockyard.distribution.endpoints import endpoints_for
 from dockyard.distribution.progress import Progress, short
+from dockyard.distribution.transfer import CHUNK, RETRYABLE, RunBlocking, retrying
 from dockyard.errors import (
     Conflict,
     DockyardError,
@@ -45,12 +45,7 @@ from dockyard.oci.image import Descriptor, Manifest, Platform
 from dockyard.oci.reference import Reference
 from dockyard.supervisor.images import ID_LABEL, ImageService
 
-T = TypeVar("T")
-RunBlocking = Callable[..., Awaitable[Any]]
 MAX_DOWNLOADS = 3
-ATTEMPTS = 5
-CHUNK = 1 << 20
-RETRYABLE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError, ConnectionError)
 
 
 @dataclass(frozen=True)
@@ -188,17 +183,11 @@ class Puller:
     async def _download(self, client: RegistryClient, layer: Descriptor, progress: Progress,
                         limit: asyncio.Semaphore, lease: str, early: EarlyUnpack | None = None) -> None:
         async with limit:
-            for attempt in range(1, ATTEMPTS + 1):
-                try:
-                    await self._fetch_layer(client, layer, progress, lease)
-                    break
-                except RETRYABLE as e:
-                    if attempt == ATTEMPTS:
-                        raise DockyardError(f"error pulling layer {layer.digest}: {e}") from e
-                    delay = self.backoff * attempt
-                    await progress.status(f"Retrying in {delay:g} second{'s' if delay != 1 else ''}",
-                                          short(layer.digest))
-                    await asyncio.sleep(delay)
+            try:
+                await retrying(lambda: self._fetch_layer(client, layer, progress, lease), progress,
+                               short(layer.digest), self.backoff)
+            except RETRYABLE as e:
+                raise DockyardError(f"error pulling layer {layer.digest}: {e}") from e
         if early is not None:
             early.ready(layer.digest)
         await progress.status("Download complete", short(layer.digest))

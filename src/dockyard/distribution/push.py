@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from dockyard.distribution.blobsources import BlobSource, BlobSources
 from dockyard.distribution.client import Credentials, RegistryClient, RegistryError
 from dockyard.distribution.endpoints import endpoint_for
 from dockyard.distribution.progress import Progress, short
+from dockyard.distribution.transfer import CHUNK, RunBlocking, retrying
 from dockyard.errors import InvalidArgument, NotFound, Unavailable
 from dockyard.images.archive.types import LoadedImage, Target
 from dockyard.oci import mediatypes as mt
@@ -39,12 +40,8 @@ from dockyard.oci import reference
 from dockyard.oci.reference import Reference
 from dockyard.supervisor.images import ID_LABEL, ImageService, ResolvedImage
 
-RunBlocking = Callable[..., Awaitable[Any]]
 MAX_UPLOADS = 5
-ATTEMPTS = 5
 MAX_MOUNTS = 3
-CHUNK = 1 << 20
-RETRYABLE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError, ConnectionError)
 
 
 @dataclass(frozen=True)
@@ -198,16 +195,8 @@ class Pusher:
     async def _with_retries(self, client: RegistryClient, ref: Reference, layer: _Layer,
                             remote: dict[str, dict[str, Any]], progress: Progress, limit: asyncio.Semaphore) -> None:
         async with limit:
-            for attempt in range(1, ATTEMPTS + 1):
-                try:
-                    remote[layer.diff_id] = await self._upload(client, ref, layer, remote, progress)
-                    return
-                except RETRYABLE:
-                    if attempt == ATTEMPTS:
-                        raise
-                    delay = int(self.backoff * attempt)
-                    await progress.status(f"Retrying in {delay} second{'s' if delay != 1 else ''}", layer.id)
-                    await asyncio.sleep(delay)
+            remote[layer.diff_id] = await retrying(lambda: self._upload(client, ref, layer, remote, progress),
+                                                   progress, layer.id, self.backoff)
 
     async def _upload(self, client: RegistryClient, ref: Reference, layer: _Layer,
                       remote: dict[str, dict[str, Any]], progress: Progress) -> dict[str, Any]:

@@ -1,0 +1,32 @@
+"""What pushes and pulls share: chunk size, retry policy, and the retry loop with its progress line."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+
+from dockyard.distribution.progress import Progress
+
+T = TypeVar("T")
+RunBlocking = Callable[..., Awaitable[Any]]
+ATTEMPTS = 5  # tries per layer, as dockerd
+CHUNK = 1 << 20  # bytes moved between the network and a file at a time
+RETRYABLE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError, ConnectionError)
+
+
+async def retrying(op: Callable[[], Awaitable[T]], progress: Progress, layer_id: str, backoff: float) -> T:
+    """``op()``, tried ATTEMPTS times on network errors, with "Retrying in N seconds" between
+    (N = backoff x attempt, as dockerd); the last error is raised."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return await op()
+        except RETRYABLE:
+            if attempt == ATTEMPTS:
+                raise
+            delay = backoff * attempt
+            await progress.status(f"Retrying in {delay:g} second{'s' if delay != 1 else ''}", layer_id)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
