@@ -59,14 +59,9 @@ def dockyardd(servers: dict[str, RegistryProcess | str], tmp_path_factory: pytes
         d.stop()
 
 
-def _ok(d: DockerDaemon | DockyardDaemon, *args: str, timeout: float = 180) -> str:
-    r = d.docker(*args, timeout=timeout)
-    assert r.rc == 0, f"docker {' '.join(args)}: {r}\n{d.log_tail()}"
-    return r.stdout
-
 
 def _inspect(d: DockerDaemon | DockyardDaemon, ref: str) -> dict[str, Any]:
-    return json.loads(_ok(d, "image", "inspect", ref))[0]
+    return json.loads(d.docker_ok("image", "inspect", ref))[0]
 
 
 @pytest.fixture(scope="module")
@@ -74,25 +69,25 @@ def pushed(servers: dict[str, RegistryProcess | str], dockerd: DockerDaemon,
            tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
     """Per registry kind: the schema2 digest dockerd pushed, the OCI digest skopeo pushed, the image ID."""
     dockerd.load_busybox("pull-base:latest")
-    _ok(dockerd, "run", "--name", "pull-c1", "--network", "none", "pull-base:latest", "sh", "-c",
+    dockerd.docker_ok("run", "--name", "pull-c1", "--network", "none", "pull-base:latest", "sh", "-c",
         "mkdir /data && echo pulled > /data/msg && head -c 3000000 /dev/urandom > /data/blob && "
         "md5sum /data/blob > /data/blob.md5")
-    _ok(dockerd, "commit", "pull-c1", "pull-built:latest")
-    _ok(dockerd, "rm", "pull-c1")
+    dockerd.docker_ok("commit", "pull-c1", "pull-built:latest")
+    dockerd.docker_ok("rm", "pull-c1")
     image_id = _inspect(dockerd, "pull-built:latest")["Id"]
     archive = str(tmp_path_factory.mktemp("pull-archive") / "image.tar")
-    _ok(dockerd, "save", "-o", archive, "pull-built:latest")
+    dockerd.docker_ok("save", "-o", archive, "pull-built:latest")
     out: dict[str, dict[str, str]] = {}
     for kind, reg in servers.items():
         if not isinstance(reg, RegistryProcess):
             continue
         ref = f"{reg.host_port}/{REPO}:v1"
-        _ok(dockerd, "tag", "pull-built:latest", ref)
-        found = re.search(r"v1: digest: (sha256:[0-9a-f]{64})", _ok(dockerd, "push", ref))
+        dockerd.docker_ok("tag", "pull-built:latest", ref)
+        found = re.search(r"v1: digest: (sha256:[0-9a-f]{64})", dockerd.docker_ok("push", ref))
         assert found
-        _ok(dockerd, "rmi", ref)
+        dockerd.docker_ok("rmi", ref)
         out[kind] = {"schema2": found.group(1), "id": image_id, "oci": _skopeo_oci(reg, archive)}
-    _ok(dockerd, "rmi", "pull-built:latest", "pull-base:latest")
+    dockerd.docker_ok("rmi", "pull-built:latest", "pull-base:latest")
     return out
 
 
@@ -119,9 +114,9 @@ def registry(request: pytest.FixtureRequest, servers: dict[str, RegistryProcess 
 
 def _wipe(d: DockerDaemon | DockyardDaemon) -> None:
     """Remove every image of the engine (this module's engines hold only what it pulled)."""
-    ids = sorted(set(_ok(d, "images", "-aq", "--no-trunc").split()))
+    ids = sorted(set(d.docker_ok("images", "-aq", "--no-trunc").split()))
     if ids:
-        _ok(d, "rmi", "-f", *ids)
+        d.docker_ok("rmi", "-f", *ids)
 
 
 def _both_pull(dockerd: DockerDaemon, dockyardd: DockyardDaemon, ref: str) -> tuple[dict[str, Any], ...]:
@@ -129,7 +124,7 @@ def _both_pull(dockerd: DockerDaemon, dockyardd: DockyardDaemon, ref: str) -> tu
     results = []
     for d in (dockerd, dockyardd):
         _wipe(d)
-        out = _ok(d, "pull", ref)
+        out = d.docker_ok("pull", ref)
         results.append({"out": out, "inspect": _inspect(d, ref)})
     return tuple(results)
 
@@ -154,14 +149,14 @@ def test_pull_by_tag_matches_dockerd(dockerd: DockerDaemon, dockyardd: DockyardD
         assert got["out"].count(": Pull complete") == 2, got["out"]
         assert f"Digest: {want['schema2']}\nStatus: Downloaded newer image for {ref}\n{ref}\n" in got["out"]
     assert ours["inspect"]["RootFS"] == theirs["inspect"]["RootFS"]
-    again = _ok(dockyardd, "pull", ref)
-    assert again == _ok(dockerd, "pull", ref)
+    again = dockyardd.docker_ok("pull", ref)
+    assert again == dockerd.docker_ok("pull", ref)
     assert again.endswith(f"Digest: {want['schema2']}\nStatus: Image is up to date for {ref}\n{ref}\n")
-    out = _ok(dockyardd, "run", "--rm", "--network", "none", ref, "sh", "-c", "cat /data/msg && md5sum -c /data/blob.md5")
+    out = dockyardd.docker_ok("run", "--rm", "--network", "none", ref, "sh", "-c", "cat /data/msg && md5sum -c /data/blob.md5")
     assert out == "pulled\n/data/blob: OK\n"
-    images = _ok(dockyardd, "images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}")
+    images = dockyardd.docker_ok("images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}")
     assert f"{registry.host_port}/{REPO} v1 {want['schema2']}" in images.splitlines()
-    _ok(dockyardd, "rmi", ref)
+    dockyardd.docker_ok("rmi", ref)
 
 
 def test_pull_by_digest_and_run(dockerd: DockerDaemon, dockyardd: DockyardDaemon, registry: RegistryProcess,
@@ -172,10 +167,10 @@ def test_pull_by_digest_and_run(dockerd: DockerDaemon, dockyardd: DockyardDaemon
     for key in ("Id", "RepoDigests", "RepoTags"):
         assert ours["inspect"][key] == theirs["inspect"][key], key
     assert ours["inspect"]["Id"] == want["id"]
-    out = _ok(dockyardd, "run", "--rm", "--network", "none", ref, "cat", "/data/msg")
+    out = dockyardd.docker_ok("run", "--rm", "--network", "none", ref, "cat", "/data/msg")
     assert out == "pulled\n"
     for d in (dockerd, dockyardd):
-        _ok(d, "rmi", ref)
+        d.docker_ok("rmi", ref)
 
 
 def test_pull_oci_manifest(dockerd: DockerDaemon, dockyardd: DockyardDaemon, registry: RegistryProcess,
@@ -188,9 +183,9 @@ def test_pull_oci_manifest(dockerd: DockerDaemon, dockyardd: DockyardDaemon, reg
     for key in ("Id", "RepoDigests", "RepoTags"):
         assert ours["inspect"][key] == theirs["inspect"][key], key
     assert ours["inspect"]["RepoDigests"] == [f"{registry.host_port}/{REPO}@{want['oci']}"]
-    assert _ok(dockyardd, "run", "--rm", "--network", "none", ref, "cat", "/data/msg") == "pulled\n"
+    assert dockyardd.docker_ok("run", "--rm", "--network", "none", ref, "cat", "/data/msg") == "pulled\n"
     for d in (dockerd, dockyardd):
-        _ok(d, "rmi", ref)
+        d.docker_ok("rmi", ref)
 
 
 def test_unknown_tag_is_dockers_error(dockerd: DockerDaemon, dockyardd: DockyardDaemon,
@@ -221,6 +216,6 @@ def test_rmi_of_pulled_tag_matches_dockerd(dockerd: DockerDaemon, dockyardd: Doc
                                            registry: RegistryProcess, pushed: dict[str, dict[str, str]]) -> None:
     ref = f"{registry.host_port}/{REPO}:v1"
     _both_pull(dockerd, dockyardd, ref)
-    theirs, ours = (_ok(d, "rmi", ref).splitlines() for d in (dockerd, dockyardd))
+    theirs, ours = (d.docker_ok("rmi", ref).splitlines() for d in (dockerd, dockyardd))
     assert [line.split(":")[0] for line in ours] == [line.split(":")[0] for line in theirs], (ours, theirs)
-    assert _ok(dockyardd, "images", "-q") == _ok(dockerd, "images", "-q") == ""
+    assert dockyardd.docker_ok("images", "-q") == dockerd.docker_ok("images", "-q") == ""

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.interop.test_registry_auth import PASSWORD, USER, AuthRegistry, _htpasswd
 from tests.support import hostclean
 from tests.support.dockerd import DockerDaemon
 from tests.support.dockyardd import DockyardDaemon
 from tests.support.registries import KINDS, RegistryProcess, start_all
+from tests.support.registry_auth import PASSWORD, USER, AuthRegistry, write_htpasswd
 
 pytestmark = [pytest.mark.privileged, pytest.mark.interop]
 Engine = DockerDaemon | DockyardDaemon
@@ -36,7 +36,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Regi
 def auth_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, AuthRegistry]]:
     base = str(tmp_path_factory.mktemp("push-auth"))
     users = os.path.join(base, "htpasswd")
-    _htpasswd(users)
+    write_htpasswd(users)
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                     "-days", "2", "-subj", "/CN=issuer", "-keyout", "token.pem", "-out", "token.crt"],
                    cwd=base, check=True, capture_output=True, timeout=60)
@@ -84,10 +84,10 @@ def dockyardd(servers: dict[str, Any], auth_servers: dict[str, Any],
     try:
         d.start()
         d.load_busybox("push-base:latest")
-        _ok(d, "run", "--name", "push-c1", "--network", "none", "push-base:latest", "sh", "-c",
+        d.docker_ok("run", "--name", "push-c1", "--network", "none", "push-base:latest", "sh", "-c",
             "mkdir /data && echo pushed > /data/msg && head -c 300000 /dev/urandom > /data/blob")
-        _ok(d, "commit", "push-c1", "push-built:latest")
-        _ok(d, "rm", "push-c1")
+        d.docker_ok("commit", "push-c1", "push-built:latest")
+        d.docker_ok("rm", "push-c1")
         yield d
     finally:
         d.stop()
@@ -101,14 +101,9 @@ def registry(request: pytest.FixtureRequest, servers: dict[str, RegistryProcess 
     return reg
 
 
-def _ok(d: Engine, *args: str, timeout: float = 180, input: str | None = None) -> str:
-    r = d.docker(*args, timeout=timeout, input=input)
-    assert r.rc == 0, f"docker {' '.join(args)}: {r}\n{d.log_tail()}"
-    return r.stdout
-
 
 def _inspect(d: Engine, ref: str) -> dict[str, Any]:
-    return json.loads(_ok(d, "image", "inspect", ref))[0]
+    return json.loads(d.docker_ok("image", "inspect", ref))[0]
 
 
 def _digest(out: str, tag: str) -> str:
@@ -130,54 +125,54 @@ def _in_order(out: str) -> list[str]:
 def test_push_local_image_then_dockerd_pulls_it(dockerd: DockerDaemon, dockyardd: DockyardDaemon,
                                                 registry: RegistryProcess) -> None:
     ref = f"{registry.host_port}/acc/push:v1"
-    _ok(dockyardd, "tag", "push-built:latest", ref)
+    dockyardd.docker_ok("tag", "push-built:latest", ref)
     image_id = _inspect(dockyardd, ref)["Id"]
     diff_ids = _inspect(dockyardd, ref)["RootFS"]["Layers"]
-    out = _ok(dockyardd, "push", ref)
+    out = dockyardd.docker_ok("push", ref)
     digest = _digest(out, "v1")
     assert out.splitlines()[0] == f"The push refers to repository [{registry.host_port}/acc/push]"
     ids = [d.removeprefix("sha256:")[:12] for d in diff_ids]
     assert _statuses(out) == sorted([f"{i}: Preparing" for i in ids] + [f"{i}: Pushed" for i in ids])
     assert f"{registry.host_port}/acc/push@{digest}" in _inspect(dockyardd, ref)["RepoDigests"]
-    again = _ok(dockyardd, "push", ref)
+    again = dockyardd.docker_ok("push", ref)
     assert _digest(again, "v1") == digest
     ours = _statuses(again)
     assert ours == sorted([f"{i}: Preparing" for i in ids] + [f"{i}: Layer already exists" for i in ids])
     # the real dockerd pulls it: same image, same digest; its own push of it is byte-identical
-    out = _ok(dockerd, "pull", ref)
+    out = dockerd.docker_ok("pull", ref)
     assert f"Digest: {digest}" in out
     theirs = _inspect(dockerd, ref)
     assert theirs["Id"] == image_id and theirs["RepoDigests"] == [f"{registry.host_port}/acc/push@{digest}"]
-    out = _ok(dockerd, "push", ref)
+    out = dockerd.docker_ok("push", ref)
     assert _digest(out, "v1") == digest and _statuses(out) == ours
     assert _in_order(out) == _in_order(again)
-    assert _ok(dockerd, "run", "--rm", "--network", "none", ref, "cat", "/data/msg") == "pushed\n"
+    assert dockerd.docker_ok("run", "--rm", "--network", "none", ref, "cat", "/data/msg") == "pushed\n"
     # a second repository of the same registry: mounted, not uploaded (dockerd does the same)
     other = {dockerd: f"{registry.host_port}/acc/copy-theirs:v2", dockyardd: f"{registry.host_port}/acc/copy:v2"}
     for d in (dockerd, dockyardd):
-        _ok(d, "tag", ref, other[d])
-    ours_out, theirs_out = _ok(dockyardd, "push", other[dockyardd]), _ok(dockerd, "push", other[dockerd])
+        d.docker_ok("tag", ref, other[d])
+    ours_out, theirs_out = dockyardd.docker_ok("push", other[dockyardd]), dockerd.docker_ok("push", other[dockerd])
     assert _statuses(ours_out) == _statuses(theirs_out) == sorted(
         [f"{i}: Preparing" for i in ids] + [f"{i}: Mounted from acc/push" for i in ids])
     assert _digest(ours_out, "v2") == _digest(theirs_out, "v2") == digest
     for d in (dockerd, dockyardd):
-        _ok(d, "rmi", ref, other[d])
+        d.docker_ok("rmi", ref, other[d])
 
 
 def test_push_of_pulled_image_keeps_its_digest(dockerd: DockerDaemon, dockyardd: DockyardDaemon,
                                                registry: RegistryProcess) -> None:
     src = f"{registry.host_port}/acc/src:v1"
     dockerd.load_busybox("push-src:latest")
-    _ok(dockerd, "tag", "push-src:latest", src)
-    want = _digest(_ok(dockerd, "push", src), "v1")
-    _ok(dockyardd, "pull", src)
+    dockerd.docker_ok("tag", "push-src:latest", src)
+    want = _digest(dockerd.docker_ok("push", src), "v1")
+    dockyardd.docker_ok("pull", src)
     copy = f"{registry.host_port}/acc/pulledcopy:v1"
-    _ok(dockyardd, "tag", src, copy)
-    out = _ok(dockyardd, "push", copy)
+    dockyardd.docker_ok("tag", src, copy)
+    out = dockyardd.docker_ok("push", copy)
     assert _digest(out, "v1") == want
     assert ": Mounted from acc/src" in out
-    _ok(dockyardd, "rmi", src, copy)
-    _ok(dockerd, "rmi", src, "push-src:latest")
+    dockyardd.docker_ok("rmi", src, copy)
+    dockerd.docker_ok("rmi", src, "push-src:latest")
 
 
 def test_push_errors_like_dockerd(dockerd: DockerDaemon, dockyardd: DockyardDaemon,
@@ -198,16 +193,16 @@ def test_login_and_push_like_dockerd(dockerd: DockerDaemon, dockyardd: DockyardD
         image = f"{reg.host_port}/auth/{'theirs' if d is dockerd else 'ours'}:1"
         if d is dockerd:
             d.load_busybox("push-auth:latest")
-            _ok(d, "tag", "push-auth:latest", image)
+            d.docker_ok("tag", "push-auth:latest", image)
         else:
-            _ok(d, "tag", "push-built:latest", image)
+            d.docker_ok("tag", "push-built:latest", image)
         anonymous = d.docker("push", image, timeout=120)
-        right = _ok(d, "login", "-u", USER, "--password-stdin", reg.host_port, input=PASSWORD)
-        pushed = _ok(d, "push", image)
+        right = d.docker_ok("login", "-u", USER, "--password-stdin", reg.host_port, input=PASSWORD)
+        pushed = d.docker_ok("push", image)
         seen.append((wrong.rc, wrong.stderr, anonymous.rc, anonymous.stderr.strip().splitlines()[-1:],
                      "Login Succeeded" in right, ": Pushed" in pushed))
-        _ok(d, "logout", reg.host_port)
-        _ok(d, "rmi", image)
+        d.docker_ok("logout", reg.host_port)
+        d.docker_ok("rmi", image)
     assert seen[0][0] == 1 and seen[0][2] == 1
     assert seen[1] == seen[0]
 
@@ -215,7 +210,7 @@ def test_login_and_push_like_dockerd(dockerd: DockerDaemon, dockyardd: DockyardD
 def test_dockerpy_push_stream_and_registry_data(dockyardd: DockyardDaemon, registry: RegistryProcess) -> None:
     docker = pytest.importorskip("docker")
     ref = f"{registry.host_port}/acc/dockerpy"
-    _ok(dockyardd, "tag", "push-built:latest", f"{ref}:py")
+    dockyardd.docker_ok("tag", "push-built:latest", f"{ref}:py")
     client = docker.DockerClient(base_url=dockyardd.host, version="1.41")
     try:
         lines = list(client.images.push(ref, tag="py", stream=True, decode=True))
@@ -231,7 +226,7 @@ def test_dockerpy_push_stream_and_registry_data(dockyardd: DockyardDaemon, regis
         assert data.attrs["Platforms"] == [{"architecture": "amd64", "os": "linux"}]
     finally:
         client.close()
-        _ok(dockyardd, "rmi", f"{ref}:py")
+        dockyardd.docker_ok("rmi", f"{ref}:py")
 
 
 def test_api_edges_like_dockerd(dockerd: DockerDaemon, dockyardd: DockyardDaemon, registry: RegistryProcess,
@@ -254,20 +249,20 @@ def test_api_edges_like_dockerd(dockerd: DockerDaemon, dockyardd: DockyardDaemon
 def test_pull_platform_and_all_tags(dockerd: DockerDaemon, dockyardd: DockyardDaemon,
                                     registry: RegistryProcess) -> None:
     base = f"{registry.host_port}/acc/multi"
-    _ok(dockyardd, "tag", "push-built:latest", f"{base}:a")
-    _ok(dockyardd, "tag", "push-built:latest", f"{base}:b")
-    _ok(dockyardd, "push", "--all-tags", base)  # the CLI sends no tag: every tag
-    _ok(dockyardd, "manifest", "create", "--insecure", f"{base}:list", f"{base}:a")
-    _ok(dockyardd, "manifest", "push", "--insecure", f"{base}:list")
-    _ok(dockyardd, "rmi", f"{base}:a", f"{base}:b")
+    dockyardd.docker_ok("tag", "push-built:latest", f"{base}:a")
+    dockyardd.docker_ok("tag", "push-built:latest", f"{base}:b")
+    dockyardd.docker_ok("push", "--all-tags", base)  # the CLI sends no tag: every tag
+    dockyardd.docker_ok("manifest", "create", "--insecure", f"{base}:list", f"{base}:a")
+    dockyardd.docker_ok("manifest", "push", "--insecure", f"{base}:list")
+    dockyardd.docker_ok("rmi", f"{base}:a", f"{base}:b")
     theirs, ours = (d.docker("pull", "--platform", "linux/arm64", f"{base}:list") for d in (dockerd, dockyardd))
     assert theirs.stderr == "no matching manifest for linux/arm64 in the manifest list entries\n", theirs
     assert (ours.rc, ours.stdout, ours.stderr) == (theirs.rc, theirs.stdout, theirs.stderr)
     for d in (dockerd, dockyardd):
-        out = _ok(d, "pull", "--platform", "linux/amd64", f"{base}:list")
+        out = d.docker_ok("pull", "--platform", "linux/amd64", f"{base}:list")
         assert out.endswith(f"Status: Downloaded newer image for {base}:list\n{base}:list\n"), out
-        out = _ok(d, "pull", "-a", base)
+        out = d.docker_ok("pull", "-a", base)
         assert out.endswith(f"Status: Downloaded newer image for {base}\n{base}\n"), out
-        tags = _ok(d, "images", "--format", "{{.Tag}}", base).split()
+        tags = d.docker_ok("images", "--format", "{{.Tag}}", base).split()
         assert sorted(tags) == ["a", "b", "list"], tags
-        _ok(d, "rmi", f"{base}:a", f"{base}:b", f"{base}:list")
+        d.docker_ok("rmi", f"{base}:a", f"{base}:b", f"{base}:list")

@@ -52,14 +52,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
         d.stop()
 
 
-def _ok(d: DockerDaemon, *args: str, timeout: float = 120) -> str:
-    r = d.docker(*args, timeout=timeout)
-    assert r.rc == 0, f"docker {' '.join(args)}: {r}\n{d.log_tail()}"
-    return r.stdout
-
 
 def _listing(d: DockerDaemon, image: str) -> str:
-    return _ok(d, "run", "--rm", "--network", "none", "--runtime", "runc", image, "sh", "-c", LISTING)
+    return d.docker_ok("run", "--rm", "--network", "none", "--runtime", "runc", image, "sh", "-c", LISTING)
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +62,10 @@ def built(daemon: DockerDaemon) -> dict[str, str]:
     """Build the image; return its ID and file listing."""
     for name, base, script, tag in (("rt-step1", "busybox", STEP1, "roundtrip-step1:latest"),
                                     ("rt-step2", "roundtrip-step1", STEP2, IMAGE)):
-        _ok(daemon, "run", "--name", name, "--network", "none", "--runtime", "runc", base, "sh", "-c", script)
-        _ok(daemon, "commit", "--change", "ENV STEP=" + name, name, tag)
-        _ok(daemon, "rm", name)
-    return {"id": _ok(daemon, "image", "inspect", "-f", "{{.Id}}", IMAGE).strip(),
+        daemon.docker_ok("run", "--name", name, "--network", "none", "--runtime", "runc", base, "sh", "-c", script)
+        daemon.docker_ok("commit", "--change", "ENV STEP=" + name, name, tag)
+        daemon.docker_ok("rm", name)
+    return {"id": daemon.docker_ok("image", "inspect", "-f", "{{.Id}}", IMAGE).strip(),
             "listing": _listing(daemon, IMAGE)}
 
 
@@ -90,19 +85,19 @@ def _tree(tar_bytes: bytes) -> dict[str, tuple[object, ...]]:
 
 
 def _docker_export(d: DockerDaemon, image: str) -> bytes:
-    cid = _ok(d, "create", "--network", "none", "--runtime", "runc", image).strip()
+    cid = d.docker_ok("create", "--network", "none", "--runtime", "runc", image).strip()
     try:
         r = subprocess.run(d.cli_argv("export", cid), capture_output=True, env=d.cli_env(), timeout=120)
         assert r.returncode == 0, r.stderr
         return r.stdout
     finally:
-        _ok(d, "rm", cid)
+        d.docker_ok("rm", cid)
 
 
 def test_dockyard_unpack_matches_docker_export(daemon: DockerDaemon, built: dict[str, str], tmp_path: str) -> None:
     tmp = str(tmp_path)
     saved = os.path.join(tmp, "docker-saved.tar")
-    _ok(daemon, "save", "-o", saved, IMAGE)
+    daemon.docker_ok("save", "-o", saved, IMAGE)
     with ImageService(os.path.join(tmp, "root")) as svc:
         with open(saved, "rb") as f:
             svc.load(f)
@@ -122,7 +117,7 @@ def test_docker_save_dockyard_load_save_docker_load(daemon: DockerDaemon, built:
                                                     tmp_path: str) -> None:
     tmp = str(tmp_path)
     saved = os.path.join(tmp, "docker-saved.tar")
-    _ok(daemon, "save", "-o", saved, IMAGE, "busybox:latest")
+    daemon.docker_ok("save", "-o", saved, IMAGE, "busybox:latest")
     with ImageService(os.path.join(tmp, "root")) as svc:
         with open(saved, "rb") as f:
             assert sorted(svc.load(f)) == ["docker.io/library/busybox:latest", f"docker.io/library/{IMAGE}"]
@@ -130,13 +125,13 @@ def test_docker_save_dockyard_load_save_docker_load(daemon: DockerDaemon, built:
         ours = os.path.join(tmp, "dockyard-saved.tar")
         with open(ours, "wb") as f:
             svc.save([IMAGE, "busybox"], f)
-    _ok(daemon, "rmi", IMAGE, "roundtrip-step1:latest")
+    daemon.docker_ok("rmi", IMAGE, "roundtrip-step1:latest")
     assert daemon.docker("image", "inspect", built["id"]).rc != 0, "the image is still in dockerd"
-    out = _ok(daemon, "load", "-i", ours)
+    out = daemon.docker_ok("load", "-i", ours)
     assert f"Loaded image: {IMAGE}" in out
-    assert _ok(daemon, "image", "inspect", "-f", "{{.Id}}", IMAGE).strip() == built["id"]
+    assert daemon.docker_ok("image", "inspect", "-f", "{{.Id}}", IMAGE).strip() == built["id"]
     assert _listing(daemon, IMAGE) == built["listing"]
-    history = json.loads(_ok(daemon, "image", "inspect", IMAGE))[0]
+    history = json.loads(daemon.docker_ok("image", "inspect", IMAGE))[0]
     assert "STEP=rt-step2" in history["Config"]["Env"]
 
 
@@ -145,7 +140,7 @@ def test_skopeo_copies_between_oci_layout_and_docker_archive(daemon: DockerDaemo
                                                              tmp_path: str) -> None:
     tmp = str(tmp_path)
     saved = os.path.join(tmp, "docker-saved.tar")
-    _ok(daemon, "save", "-o", saved, IMAGE)
+    daemon.docker_ok("save", "-o", saved, IMAGE)
     layout = os.path.join(tmp, "layout")
     with ImageService(os.path.join(tmp, "root")) as svc:
         with open(saved, "rb") as f:
@@ -166,8 +161,8 @@ def test_skopeo_copies_between_oci_layout_and_docker_archive(daemon: DockerDaemo
         back_id = svc.get("from-skopeo:v1").labels[ID_LABEL]
         assert json.loads(svc.content.read(back_id))["rootfs"]["diff_ids"] == diff_ids
     # and dockerd takes what skopeo made of our layout
-    _ok(daemon, "load", "-i", archive)
-    assert _ok(daemon, "image", "inspect", "-f", "{{.Id}}", IMAGE).strip() == built["id"]
+    daemon.docker_ok("load", "-i", archive)
+    assert daemon.docker_ok("image", "inspect", "-f", "{{.Id}}", IMAGE).strip() == built["id"]
 
 
 def _skopeo(*args: str) -> None:
@@ -187,10 +182,10 @@ def test_dockyard_import_runs_in_dockerd(daemon: DockerDaemon, tmp_path: str) ->
         archive = os.path.join(tmp, "imported.tar")
         with open(archive, "wb") as f:
             svc.save(["imported:v1"], f)
-    _ok(daemon, "load", "-i", archive)
-    assert _ok(daemon, "image", "inspect", "-f", "{{.Id}}", "imported:v1").strip() == image_id
-    out = _ok(daemon, "run", "--rm", "--network", "none", "--runtime", "runc", "imported:v1")
+    daemon.docker_ok("load", "-i", archive)
+    assert daemon.docker_ok("image", "inspect", "-f", "{{.Id}}", "imported:v1").strip() == image_id
+    out = daemon.docker_ok("run", "--rm", "--network", "none", "--runtime", "runc", "imported:v1")
     assert out == "hello from /tmp\n"
-    labels = json.loads(_ok(daemon, "image", "inspect", "-f", "{{json .Config.Labels}}", "imported:v1"))
+    labels = json.loads(daemon.docker_ok("image", "inspect", "-f", "{{json .Config.Labels}}", "imported:v1"))
     assert labels == {"origin": "dockyard"}
-    _ok(daemon, "rmi", "imported:v1")
+    daemon.docker_ok("rmi", "imported:v1")

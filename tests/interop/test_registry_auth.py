@@ -12,11 +12,9 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
-import ssl
 import subprocess
 from collections.abc import Iterator
 
@@ -24,79 +22,25 @@ import pytest
 
 from tests.support import hostclean
 from tests.support.dockerd import DockerDaemon
-from tests.support.registries import RegistryProcess, RegistryStartError, config_yaml
+from tests.support.registries import RegistryStartError
+from tests.support.registry_auth import (
+    PASSWORD,
+    USER,
+    AuthRegistry,
+    run_ok,
+    write_htpasswd,
+)
 
 pytestmark = [pytest.mark.interop, pytest.mark.privileged]
-USER, PASSWORD = "dockyard", "s3cret-pass"
-
-
-class AuthRegistry(RegistryProcess):
-    """A RegistryProcess whose config has extra YAML (auth, tls) and which is ready on 200 or 401."""
-
-    def __init__(self, kind: str, root: str, extra: str, *, tls: str | None = None) -> None:
-        super().__init__(kind, root)
-        self.extra = extra
-        self.tls_ca = tls  # the CA file to trust when the server speaks HTTPS
-
-    def start(self) -> None:
-        os.makedirs(self.storage, exist_ok=True)
-        try:
-            self.port = _free_port()
-            with open(self.config_path, "w") as f:
-                f.write(config_yaml(self.storage, self.host_port) + self.extra.replace("$PORT", str(self.port)))
-            self._launch(last=True)
-        except BaseException:
-            self.stop()
-            raise
-
-    def ready(self) -> bool:
-        if self.tls_ca:
-            ctx = ssl.create_default_context(cafile=self.tls_ca)
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=2,
-                                                                           context=ctx)
-        else:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-        try:
-            conn.request("GET", "/v2/")
-            return conn.getresponse().status in (200, 401)
-        except (OSError, http.client.HTTPException):
-            return False
-        finally:
-            conn.close()
-
-
-def _free_port() -> int:
-    from tests.support.registries import free_port
-
-    return free_port()
-
-
-def _run(*argv: str, cwd: str | None = None) -> str:
-    r = subprocess.run(list(argv), capture_output=True, text=True, timeout=60, cwd=cwd, check=False)
-    assert r.returncode == 0, f"{' '.join(argv)}: rc={r.returncode}\n{r.stderr}"
-    return r.stdout
-
-
-def _htpasswd(path: str) -> None:
-    if shutil.which("htpasswd"):
-        line = _run("htpasswd", "-Bbn", USER, PASSWORD).strip()  # Debian apache2-utils: $2y$ bcrypt
-    else:
-        from dockyard.registry.auth.htpasswd import hash_password
-
-        line = f"{USER}:{hash_password(PASSWORD)}"
-    with open(path, "w") as f:
-        f.write(line + "\n")
-
-
 def _make_tls(d: str) -> tuple[str, str, str]:
     """(ca.crt, server.crt, server.key): a CA and a server certificate for IP 127.0.0.1."""
-    _run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=dockyard test CA",
+    run_ok("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=dockyard test CA",
          "-keyout", "ca.key", "-out", "ca.crt", cwd=d)
-    _run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+    run_ok("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
          "-keyout", "server.key", "-out", "server.csr", cwd=d)
     with open(os.path.join(d, "san.ext"), "w") as f:
         f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    _run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+    run_ok("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
          "-days", "2", "-extfile", "san.ext", "-out", "server.crt", cwd=d)
     return tuple(os.path.join(d, n) for n in ("ca.crt", "server.crt", "server.key"))  # type: ignore[return-value]
 
@@ -106,8 +50,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Auth
     """distribution (Basic), dockyard (Basic), dockyard (token, built-in issuer), dockyard (TLS)."""
     base = str(tmp_path_factory.mktemp("registry-auth"))
     users = os.path.join(base, "htpasswd")
-    _htpasswd(users)
-    _run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+    write_htpasswd(users)
+    run_ok("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
          "-subj", "/CN=dockyard token issuer", "-keyout", "token.pem", "-out", "token.crt", cwd=base)
     ca, cert, key = _make_tls(base)
     q = json.dumps

@@ -54,14 +54,9 @@ def daemon(servers: dict[str, RegistryProcess | str],
         d.stop()
 
 
-def _ok(d: DockerDaemon, *args: str, timeout: float = 120) -> str:
-    r = d.docker(*args, timeout=timeout)
-    assert r.rc == 0, f"docker {' '.join(args)}: {r}\n{d.log_tail()}"
-    return r.stdout
-
 
 def _inspect(d: DockerDaemon, ref: str) -> dict[str, Any]:
-    return json.loads(_ok(d, "image", "inspect", ref))[0]
+    return json.loads(d.docker_ok("image", "inspect", ref))[0]
 
 
 def _build(d: DockerDaemon, prefix: str, scripts: list[str]) -> list[str]:
@@ -70,10 +65,10 @@ def _build(d: DockerDaemon, prefix: str, scripts: list[str]) -> list[str]:
     d.load_busybox(names[0])
     for i, script in enumerate(scripts, 1):
         container = f"{prefix}-c{i}"
-        _ok(d, "run", "--name", container, "--network", "none", names[-1], "sh", "-c", script)
+        d.docker_ok("run", "--name", container, "--network", "none", names[-1], "sh", "-c", script)
         names.append(f"{prefix}-{i}:latest")
-        _ok(d, "commit", container, names[-1])
-        _ok(d, "rm", container)
+        d.docker_ok("commit", container, names[-1])
+        d.docker_ok("rm", container)
     return names
 
 
@@ -86,28 +81,28 @@ def test_docker_push_pull_roundtrip(daemon: DockerDaemon, registry: RegistryProc
     try:
         built = _inspect(daemon, names[-1])
         assert len(built["RootFS"]["Layers"]) == 3
-        _ok(daemon, "tag", names[-1], f"{repo}:v1")
-        pushed = _ok(daemon, "push", f"{repo}:v1")
+        daemon.docker_ok("tag", names[-1], f"{repo}:v1")
+        pushed = daemon.docker_ok("push", f"{repo}:v1")
         found = re.search(r"v1: digest: (sha256:[0-9a-f]{64}) size: (\d+)", pushed)
         assert found, pushed
         digest = found.group(1)
         got = client.request("GET", "/v2/acc/multi/manifests/v1", headers={"Accept": SCHEMA2})
         assert got.status == 200 and got.headers["Docker-Content-Digest"] == digest == sha256(got.body)
         assert got.json()["config"]["digest"] == built["Id"] and len(got.json()["layers"]) == 3
-        _ok(daemon, "tag", names[-1], f"{copy}:v1")  # a second repository: docker mounts, uploads nothing
-        assert _ok(daemon, "push", f"{copy}:v1").count("Mounted from acc/multi") == 3
-        _ok(daemon, "rmi", f"{repo}:v1", f"{copy}:v1", *reversed(names))
+        daemon.docker_ok("tag", names[-1], f"{copy}:v1")  # a second repository: docker mounts, uploads nothing
+        assert daemon.docker_ok("push", f"{copy}:v1").count("Mounted from acc/multi") == 3
+        daemon.docker_ok("rmi", f"{repo}:v1", f"{copy}:v1", *reversed(names))
         for ref in (f"{repo}:v1", f"{repo}@{digest}"):
             assert daemon.docker("image", "inspect", built["Id"]).rc != 0, f"image still present before {ref}"
-            assert _ok(daemon, "pull", ref).count("Pull complete") == 3, f"not all 3 layers pulled for {ref}"
+            assert daemon.docker_ok("pull", ref).count("Pull complete") == 3, f"not all 3 layers pulled for {ref}"
             pulled = _inspect(daemon, ref)
             assert pulled["Id"] == built["Id"]
             assert pulled["RepoDigests"] == [f"{repo}@{digest}"]
             assert pulled["RootFS"]["Layers"] == built["RootFS"]["Layers"]
-            out = _ok(daemon, "run", "--rm", "--network", "none", ref, "sh", "-c",
+            out = daemon.docker_ok("run", "--rm", "--network", "none", ref, "sh", "-c",
                       "cat /one /data/two && md5sum -c /data/big.md5")
             assert out == "one\ntwo\n/data/big: OK\n"
-            _ok(daemon, "rmi", ref)
+            daemon.docker_ok("rmi", ref)
     finally:
         daemon.docker("rmi", "-f", f"{repo}:v1", f"{copy}:v1", *names)
 
@@ -119,7 +114,7 @@ def archive(daemon: DockerDaemon, tmp_path_factory: pytest.TempPathFactory) -> s
     names = _build(daemon, "sk-src", ["echo skopeo > /sk"])
     path = str(tmp_path_factory.mktemp("skopeo") / "image.tar")
     try:
-        _ok(daemon, "save", "-o", path, names[-1])
+        daemon.docker_ok("save", "-o", path, names[-1])
     finally:
         daemon.docker("rmi", "-f", *reversed(names))
     return path

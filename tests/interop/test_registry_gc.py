@@ -102,22 +102,17 @@ def daemon(served: InProcessRegistry, tmp_path_factory: pytest.TempPathFactory) 
         d.stop()
 
 
-def _ok(d: DockerDaemon, *args: str, timeout: float = 120) -> str:
-    r = d.docker(*args, timeout=timeout)
-    assert r.rc == 0, f"docker {' '.join(args)}: {r}\n{d.log_tail()}"
-    return r.stdout
-
 
 def _commit(d: DockerDaemon, name: str, script: str) -> str:
-    _ok(d, "run", "--name", f"{name}-c", "--network", "none", "gcbase:latest", "sh", "-c", script)
-    _ok(d, "commit", f"{name}-c", f"{name}:latest")
-    _ok(d, "rm", f"{name}-c")
+    d.docker_ok("run", "--name", f"{name}-c", "--network", "none", "gcbase:latest", "sh", "-c", script)
+    d.docker_ok("commit", f"{name}-c", f"{name}:latest")
+    d.docker_ok("rm", f"{name}-c")
     return f"{name}:latest"
 
 
 def _push(d: DockerDaemon, image: str, ref: str) -> str:
-    _ok(d, "tag", image, ref)
-    out = _ok(d, "push", ref)
+    d.docker_ok("tag", image, ref)
+    out = d.docker_ok("push", ref)
     found = re.search(r"digest: (sha256:[0-9a-f]{64})", out)
     assert found, out
     return found.group(1)
@@ -160,10 +155,10 @@ def test_gc_in_the_serving_process_while_dockerd_pushes(daemon: DockerDaemon, se
         assert not any(served.blob_on_disk(b) for b in unique)
         kept |= served.call(_refs(reg, "gc/c", dc))
         assert all(served.blob_on_disk(b) for b in kept)
-        _ok(daemon, "rmi", refs["a"], refs["b"], refs["c"], *images.values())
+        daemon.docker_ok("rmi", refs["a"], refs["b"], refs["c"], *images.values())
         for n in "ac":
-            _ok(daemon, "pull", refs[n])
-            assert _ok(daemon, "run", "--rm", "--network", "none", refs[n], "cat", f"/{n}") == f"{n}\n"
+            daemon.docker_ok("pull", refs[n])
+            assert daemon.docker_ok("run", "--rm", "--network", "none", refs[n], "cat", f"/{n}") == f"{n}\n"
         gone = daemon.docker("pull", refs["b"])
         assert gone.rc != 0 and "manifest unknown" in (gone.stdout + gone.stderr).lower()
     finally:
@@ -177,13 +172,13 @@ def test_immutable_tag_push_of_a_changed_image_is_denied(daemon: DockerDaemon, s
     try:
         first = _push(daemon, one, ref)
         assert _push(daemon, one, ref) == first  # the same image again: fine
-        _ok(daemon, "tag", two, ref)
+        daemon.docker_ok("tag", two, ref)
         r = daemon.docker("push", ref, timeout=120)
         assert r.rc != 0, r
         assert "denied: tag v1 is immutable in repository imm/app" in r.stdout + r.stderr, r
-        _ok(daemon, "rmi", ref)
-        _ok(daemon, "pull", ref)
-        assert _ok(daemon, "run", "--rm", "--network", "none", ref, "cat", "/version") == "one\n"
+        daemon.docker_ok("rmi", ref)
+        daemon.docker_ok("pull", ref)
+        assert daemon.docker_ok("run", "--rm", "--network", "none", ref, "cat", "/version") == "one\n"
         _push(daemon, two, f"{served.host_port}/imm/app:latest")  # a mutable tag of the same repository
     finally:
         daemon.docker("rmi", "-f", ref, f"{served.host_port}/imm/app:latest", one, two)

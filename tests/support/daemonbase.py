@@ -90,6 +90,16 @@ class DaemonBase:
                               timeout=timeout)
         return Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the daemon's log (subclasses know where it is)."""
+        raise NotImplementedError
+
+    def docker_ok(self, *args: str, input: str | bytes | None = None, timeout: float = 180.0) -> str:
+        """``docker(*args)`` that must succeed (else an assertion with the result and the log tail)."""
+        r = self.docker(*args, input=input, timeout=timeout)
+        assert r.rc == 0, f"docker {' '.join(args)}: {r}\n{self.log_tail()}"
+        return r.stdout
+
     def cli_argv(self, *args: str) -> list[str]:
         """The docker CLI command line for ``args`` against this daemon (run it with cli_env())."""
         return [self.cli, "-H", self.host, *args]
