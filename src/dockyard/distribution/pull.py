@@ -32,7 +32,7 @@ from dockyard.distribution.client import (
 from dockyard.distribution.early_unpack import EarlyUnpack
 from dockyard.distribution.endpoints import endpoints_for
 from dockyard.distribution.progress import Progress, short
-from dockyard.distribution.transfer import CHUNK, RETRYABLE, RunBlocking, retrying
+from dockyard.distribution.transfer import CHUNK, RETRYABLE, RunBlocking, all_or_none, retrying
 from dockyard.errors import (
     Conflict,
     DockyardError,
@@ -169,15 +169,7 @@ class Puller:
         limit = asyncio.Semaphore(MAX_DOWNLOADS)
         for layer in todo[MAX_DOWNLOADS:]:
             await progress.status("Waiting", short(layer.digest))
-        tasks = [asyncio.create_task(self._download(client, layer, progress, limit, lease, early))
-                 for layer in todo]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        await all_or_none(self._download(client, layer, progress, limit, lease, early) for layer in todo)
         return todo
 
     async def _download(self, client: RegistryClient, layer: Descriptor, progress: Progress,

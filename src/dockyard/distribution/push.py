@@ -32,7 +32,7 @@ from dockyard.distribution.blobsources import BlobSource, BlobSources
 from dockyard.distribution.client import Credentials, RegistryClient, RegistryError
 from dockyard.distribution.endpoints import endpoint_for
 from dockyard.distribution.progress import Progress, short
-from dockyard.distribution.transfer import CHUNK, RunBlocking, retrying
+from dockyard.distribution.transfer import CHUNK, RunBlocking, all_or_none, retrying
 from dockyard.errors import InvalidArgument, NotFound, Unavailable
 from dockyard.images.archive.types import LoadedImage, Target
 from dockyard.oci import mediatypes as mt
@@ -180,15 +180,7 @@ class Pusher:
         limit = asyncio.Semaphore(MAX_UPLOADS)
         for layer in list(todo.values())[MAX_UPLOADS:]:
             await progress.status("Waiting", layer.id)
-        tasks = [asyncio.create_task(self._with_retries(client, ref, layer, remote, progress, limit))
-                 for layer in todo.values()]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        await all_or_none(self._with_retries(client, ref, layer, remote, progress, limit) for layer in todo.values())
         for layer in layers:
             layer.remote = remote[layer.diff_id]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 import aiohttp
@@ -30,3 +30,15 @@ async def retrying(op: Callable[[], Awaitable[T]], progress: Progress, layer_id:
             await progress.status(f"Retrying in {delay:g} second{'s' if delay != 1 else ''}", layer_id)
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")
+
+
+async def all_or_none(jobs: Iterable[Coroutine[Any, Any, Any]]) -> None:
+    """Run ``jobs`` concurrently; the first failure cancels the others (and is raised once they ended)."""
+    tasks = [asyncio.create_task(job) for job in jobs]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
