@@ -3,7 +3,7 @@
 ``put`` writes a temporary file, fsyncs it and renames it over the target, so
 readers see the old or the new content, never a mix.  ``move`` fsyncs a file
 before renaming it: a committed blob is durable before it becomes visible.
-Writers buffer up to 1 MiB before handing a write to a thread.
+Writers keep up to 1 MiB of chunks (uncopied) before handing them to a thread in one call.
 """
 
 from __future__ import annotations
@@ -26,19 +26,21 @@ _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
 class _FileWriter(Writer):
     def __init__(self, f: BinaryIO, size: int) -> None:
         self._f = f
-        self._buf = bytearray()
+        self._chunks: list[bytes] = []  # kept as they came (no copy), written together by a thread
+        self._pending = 0
         self.size = size
 
     async def write(self, data: bytes) -> None:
-        self._buf += data
+        self._chunks.append(data if isinstance(data, bytes) else bytes(data))
+        self._pending += len(data)
         self.size += len(data)
-        if len(self._buf) >= CHUNK:
+        if self._pending >= CHUNK:
             await self._flush()
 
     async def _flush(self) -> None:
-        if self._buf:
-            buf, self._buf = bytes(self._buf), bytearray()
-            await asyncio.to_thread(self._f.write, buf)
+        if self._chunks:
+            chunks, self._chunks, self._pending = self._chunks, [], 0
+            await asyncio.to_thread(self._f.writelines, chunks)
 
     async def close(self) -> None:
         if self._f.closed:
