@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -494,3 +495,24 @@ def test_bearer_token_is_scoped_to_the_repository() -> None:
         assert "repository:team/tool:pull" in holder["app"][SCOPES]
 
     run(t, upstream_app=app, credentials=(USER, PASSWORD))
+
+
+def test_stale_fetch_files_are_purged_and_young_ones_kept(tmp_path) -> None:
+    """A process killed mid-fetch leaves _proxy/incoming/<id>; serve removes such files once old."""
+    from dockyard.registry.proxy.fetch import INCOMING, purge_incoming
+    from dockyard.registry.storage.filesystem import FilesystemDriver
+
+    driver = FilesystemDriver(str(tmp_path))
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        await driver.put(f"{INCOMING}/old", b"partial")
+        await driver.put(f"{INCOMING}/young", b"in flight")
+        old = tmp_path / "_proxy" / "incoming" / "old"
+        os.utime(old, (time.time() - 7 * 3600, time.time() - 7 * 3600))
+        removed = await purge_incoming(driver)
+        return removed, await driver.list(INCOMING)
+
+    removed, left = asyncio.run(scenario())
+    assert removed == [f"{INCOMING}/old"]
+    assert left == ["young"]
+    assert asyncio.run(purge_incoming(FilesystemDriver(str(tmp_path / "empty")))) == []

@@ -121,6 +121,10 @@ async def serve(config: RegistryConfig, ready: asyncio.Event | None = None) -> N
         if config.proxy is not None:
             log.info("pull-through cache of %s", config.proxy.get("remoteurl"))
         maintenance.start()
+        if config.proxy is not None:
+            from dockyard.registry.proxy.fetch import purge_incoming
+
+            await purge_incoming(driver)
         if ready is not None:
             ready.set()
         await stop.wait()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid as uuidlib
 from collections.abc import AsyncIterator
 
@@ -26,6 +27,7 @@ from dockyard.registry.store.blobs import BlobStore
 
 log = logging.getLogger("dockyard.registry.proxy")
 INCOMING = "_proxy/incoming"
+STALE_INCOMING = 6 * 3600.0  # a temporary file this old belongs to no live fetch (a process killed mid-fetch)
 _QUEUE_CHUNKS = 8
 _Item = bytes | None | RegistryError  # a chunk, the end, or the failure
 _MESSAGES = {"MANIFEST_UNKNOWN": "manifest unknown", "BLOB_UNKNOWN": "blob unknown to registry",
@@ -179,3 +181,24 @@ class BlobFetches:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+
+
+async def purge_incoming(driver: StorageDriver, older_than: float = STALE_INCOMING) -> list[str]:
+    """Remove temporary fetch files older than ``older_than`` seconds (left by a killed process);
+    younger ones may belong to a fetch of another process on the same storage. Returns those removed."""
+    try:
+        names = await driver.list(INCOMING)
+    except PathNotFound:
+        return []
+    removed: list[str] = []
+    limit = time.time() - older_than
+    for name in names:
+        path = f"{INCOMING}/{name}"
+        info = await driver.stat(path)
+        if info is not None and not info.is_dir and info.mtime < limit:
+            with contextlib.suppress(PathNotFound):
+                await driver.delete(path)
+                removed.append(path)
+    if removed:
+        log.info("removed %d stale proxy fetch file(s)", len(removed))
+    return removed
