@@ -20,7 +20,7 @@ import pytest
 from tests.support import hostclean
 from tests.support.dockerd import DockerDaemon
 from tests.support.dockyardd import DockyardDaemon
-from tests.support.registries import start_all, KINDS, RegistryProcess
+from tests.support.registries import KINDS, RegistryProcess, insecure_args, start_all
 
 pytestmark = [pytest.mark.privileged, pytest.mark.interop]
 REPO = "acc/pull"
@@ -31,32 +31,21 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Regi
     yield from start_all(lambda kind: str(tmp_path_factory.mktemp(f"pull-registry-{kind}")))
 
 
-def _insecure(servers: dict[str, RegistryProcess | str]) -> tuple[str, ...]:
-    return tuple(a for r in servers.values() if isinstance(r, RegistryProcess)
-                 for a in ("--insecure-registry", r.host_port))
-
-
 @pytest.fixture(scope="module")
 def dockerd(servers: dict[str, RegistryProcess | str], tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[DockerDaemon]:
     hostclean.sweep_stale()
-    d = DockerDaemon(log_dir=str(tmp_path_factory.mktemp("pull-dockerd-logs")), extra_args=_insecure(servers))
-    try:
-        d.start()
+    with DockerDaemon(log_dir=str(tmp_path_factory.mktemp("pull-dockerd-logs")),
+                      extra_args=insecure_args(servers)).running() as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture(scope="module")
 def dockyardd(servers: dict[str, RegistryProcess | str], tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[DockyardDaemon]:
-    d = DockyardDaemon(log_dir=str(tmp_path_factory.mktemp("pull-dockyardd-logs")), extra_args=_insecure(servers))
-    try:
-        d.start()
+    with DockyardDaemon(log_dir=str(tmp_path_factory.mktemp("pull-dockyardd-logs")),
+                        extra_args=insecure_args(servers)).running() as d:
         yield d
-    finally:
-        d.stop()
 
 
 

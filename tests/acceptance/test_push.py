@@ -20,7 +20,7 @@ import pytest
 from tests.support import hostclean
 from tests.support.dockerd import DockerDaemon
 from tests.support.dockyardd import DockyardDaemon
-from tests.support.registries import KINDS, RegistryProcess, start_all
+from tests.support.registries import KINDS, RegistryProcess, insecure_args, start_all
 from tests.support.registry_auth import PASSWORD, USER, AuthRegistry, write_htpasswd
 
 pytestmark = [pytest.mark.privileged, pytest.mark.interop]
@@ -58,39 +58,26 @@ def auth_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
             reg.stop()
 
 
-def _insecure(*groups: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(a for g in groups for r in g.values() if isinstance(r, RegistryProcess)
-                 for a in ("--insecure-registry", r.host_port))
-
-
 @pytest.fixture(scope="module")
 def dockerd(servers: dict[str, Any], auth_servers: dict[str, Any],
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
     hostclean.sweep_stale()
-    d = DockerDaemon(log_dir=str(tmp_path_factory.mktemp("push-dockerd-logs")),
-                     extra_args=_insecure(servers, auth_servers))
-    try:
-        d.start()
+    with DockerDaemon(log_dir=str(tmp_path_factory.mktemp("push-dockerd-logs")),
+                      extra_args=insecure_args(servers, auth_servers)).running() as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture(scope="module")
 def dockyardd(servers: dict[str, Any], auth_servers: dict[str, Any],
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardDaemon]:
-    d = DockyardDaemon(log_dir=str(tmp_path_factory.mktemp("push-dockyardd-logs")),
-                       extra_args=_insecure(servers, auth_servers))
-    try:
-        d.start()
+    with DockyardDaemon(log_dir=str(tmp_path_factory.mktemp("push-dockyardd-logs")),
+                        extra_args=insecure_args(servers, auth_servers)).running() as d:
         d.load_busybox("push-base:latest")
         d.docker_ok("run", "--name", "push-c1", "--network", "none", "push-base:latest", "sh", "-c",
-            "mkdir /data && echo pushed > /data/msg && head -c 300000 /dev/urandom > /data/blob")
+                    "mkdir /data && echo pushed > /data/msg && head -c 300000 /dev/urandom > /data/blob")
         d.docker_ok("commit", "push-c1", "push-built:latest")
         d.docker_ok("rm", "push-c1")
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture(params=KINDS)

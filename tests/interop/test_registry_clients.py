@@ -30,6 +30,7 @@ from tests.support.registries import (
     OCI_MANIFEST,
     RegistryClient,
     RegistryProcess,
+    insecure_args,
     sha256,
 )
 
@@ -44,14 +45,9 @@ def daemon(servers: dict[str, RegistryProcess | str],
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
     """A private dockerd that trusts both registries over plain HTTP."""
     hostclean.sweep_stale()
-    insecure = [a for r in servers.values() if isinstance(r, RegistryProcess)
-                for a in ("--insecure-registry", r.host_port)]
-    d = DockerDaemon(log_dir=str(tmp_path_factory.mktemp("registry-dockerd-logs")), extra_args=tuple(insecure))
-    try:
-        d.start()
+    with DockerDaemon(log_dir=str(tmp_path_factory.mktemp("registry-dockerd-logs")),
+                      extra_args=insecure_args(servers)).running() as d:
         yield d
-    finally:
-        d.stop()
 
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
-from typing import NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple, Self
 
 from tests.support import hostclean
 
@@ -52,6 +54,15 @@ class DaemonBase:
 
     def start(self) -> None:
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Self]:
+        """Started for the ``with`` block, stopped after it (also when starting fails halfway)."""
+        try:
+            self.start()
+            yield self
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         raise NotImplementedError

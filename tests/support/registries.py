@@ -25,8 +25,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
 from email.message import Message
-from collections.abc import Callable, Iterator
 from typing import IO, Any, NamedTuple, Self
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -372,3 +372,9 @@ def start_all(make_root: Callable[[str], str]) -> Iterator[dict[str, RegistryPro
         for server in started.values():
             if isinstance(server, RegistryProcess):
                 server.stop()
+
+
+def insecure_args(*groups: Mapping[str, object]) -> tuple[str, ...]:
+    """``--insecure-registry host:port`` for every RegistryProcess among the groups' values."""
+    return tuple(a for g in groups for r in g.values() if isinstance(r, RegistryProcess)
+                 for a in ("--insecure-registry", r.host_port))
