@@ -7,8 +7,7 @@ policy of which failures matter belongs to the caller.
 
 from __future__ import annotations
 
-import ctypes
-
+from . import ffi
 from .consts import (
     PR_CAP_AMBIENT,
     PR_CAP_AMBIENT_CLEAR_ALL,
@@ -32,15 +31,15 @@ _MASK32 = 0xFFFFFFFF
 _last_cap: int | None = None
 
 
-class _Header(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _Header(ffi.Structure):
+    _fields_ = [("version", ffi.c_uint32), ("pid", ffi.c_int)]
 
 
-class _Data(ctypes.Structure):
+class _Data(ffi.Structure):
     _fields_ = [
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
+        ("effective", ffi.c_uint32),
+        ("permitted", ffi.c_uint32),
+        ("inheritable", ffi.c_uint32),
     ]
 
 
@@ -75,7 +74,7 @@ def capget(pid: int = 0) -> tuple[int, int, int]:
     """(effective, permitted, inheritable) masks of ``pid`` (0: this thread)."""
     hdr = _Header(_LINUX_CAPABILITY_VERSION_3, pid)
     data = (_Data * 2)()
-    check(syscall(SYS_capget, ctypes.byref(hdr), data), "capget")
+    check(syscall(SYS_capget, ffi.byref(hdr), data), "capget")
     lo, hi = data[0], data[1]
     return (
         lo.effective | hi.effective << 32,
@@ -91,7 +90,7 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         _Data(effective & _MASK32, permitted & _MASK32, inheritable & _MASK32),
         _Data(effective >> 32 & _MASK32, permitted >> 32 & _MASK32, inheritable >> 32 & _MASK32),
     )
-    check(syscall(SYS_capset, ctypes.byref(hdr), data), "capset")
+    check(syscall(SYS_capset, ffi.byref(hdr), data), "capset")
 
 
 def bounding_has(cap: int) -> bool:

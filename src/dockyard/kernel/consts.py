@@ -87,3 +87,4 @@ NAMESPACE_PROC_NAMES = {
     "network": "net",
     "time": "time",
 }
+SOCK_CLOEXEC = 0o2000000

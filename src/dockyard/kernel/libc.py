@@ -1,28 +1,35 @@
-"""The process's libc, through ctypes, with errno turned into OSError.
+"""The process's libc, with errno turned into OSError.
 
 This module and its siblings are the only places in Dockyard that call into C.
-Loading ctypes costs a few milliseconds, so nothing imports this module unless
-it is about to make a syscall Python's ``os`` module does not offer.
+Calls go through :mod:`.ffi` (the bare ``_ctypes`` extension): loading the
+``ctypes`` package would cost a few milliseconds on the runtime's start path.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 
-_libc = ctypes.CDLL(None, use_errno=True)
-# A PyDLL keeps the GIL held across the call: needed around clone(2), where the
-# child must wake up with the interpreter in the state os.fork() leaves it in.
-_pyapi = ctypes.pythonapi
+from . import ffi
 
-syscall = _libc.syscall
-syscall.restype = ctypes.c_long
+syscall = ffi.function("syscall", restype_long=True)
+_mount = ffi.function("mount")
+_umount2 = ffi.function("umount2")
+_unshare = ffi.function("unshare")
+_setns = ffi.function("setns")
+_sethostname = ffi.function("sethostname")
+_setdomainname = ffi.function("setdomainname")
+_prctl = ffi.function("prctl")
+_ioctl = ffi.function("ioctl")
+_setrlimit = ffi.function("setrlimit")
+_socket = ffi.function("socket")
+_RLIM = ffi.c_ulong * 2
+_U64 = (1 << 64) - 1
 
 
 def check(ret: int, what: str, path: str | None = None) -> int:
     """Return ``ret``, or raise OSError with errno when it signals failure."""
     if ret == -1:
-        err = ctypes.get_errno()
+        err = ffi.get_errno()
         if path is not None:
             raise OSError(err, f"{what} {path}: {os.strerror(err)}", path)
         raise OSError(err, f"{what}: {os.strerror(err)}")
@@ -36,19 +43,19 @@ def _b(s: str | bytes | None) -> bytes | None:
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)), "mount", target)
+    check(_mount(_b(source), _b(target), _b(fstype), ffi.c_ulong(flags), _b(data)), "mount", target)
 
 
 def umount2(target: str, flags: int = 0) -> None:
-    check(_libc.umount2(_b(target), flags), "umount", target)
+    check(_umount2(_b(target), flags), "umount", target)
 
 
 def unshare(flags: int) -> None:
-    check(_libc.unshare(flags), "unshare")
+    check(_unshare(flags), "unshare")
 
 
 def setns(fd: int, nstype: int = 0) -> None:
-    check(_libc.setns(fd, nstype), "setns")
+    check(_setns(fd, nstype), "setns")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
@@ -59,30 +66,49 @@ def pivot_root(new_root: str, put_old: str) -> None:
 
 def sethostname(name: str) -> None:
     raw = name.encode()
-    check(_libc.sethostname(raw, len(raw)), "sethostname")
+    check(_sethostname(raw, len(raw)), "sethostname")
 
 
 def setdomainname(name: str) -> None:
     raw = name.encode()
-    check(_libc.setdomainname(raw, len(raw)), "setdomainname")
+    check(_setdomainname(raw, len(raw)), "setdomainname")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return check(
-        _libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)),
+        _prctl(option, ffi.c_ulong(arg2), ffi.c_ulong(arg3), ffi.c_ulong(arg4), ffi.c_ulong(arg5)),
         "prctl",
     )
 
 
+def setrlimit(resource: int, soft: int, hard: int) -> None:
+    """setrlimit(2); a value of 2^64-1 (or -1) is RLIM_INFINITY."""
+    check(_setrlimit(resource, _RLIM(soft & _U64, hard & _U64)), "setrlimit")
+
+
 def ioctl_int(fd: int, request: int, value: int | None = None) -> int:
     """ioctl with an int argument passed by pointer (None: read it back)."""
-    arg = ctypes.c_int(value or 0)
-    check(_libc.ioctl(fd, ctypes.c_ulong(request), ctypes.byref(arg)), "ioctl")
+    arg = ffi.c_int(value or 0)
+    check(_ioctl(fd, ffi.c_ulong(request), ffi.byref(arg)), "ioctl")
     return arg.value
 
 
 def ioctl_plain(fd: int, request: int, value: int = 0) -> None:
-    check(_libc.ioctl(fd, ctypes.c_ulong(request), ctypes.c_ulong(value)), "ioctl")
+    check(_ioctl(fd, ffi.c_ulong(request), ffi.c_ulong(value)), "ioctl")
+
+
+def ioctl_buffer(fd: int, request: int, data: bytes) -> bytes:
+    """ioctl with a pointer to a copy of ``data``; returns the buffer as the kernel left it."""
+    buf = (ffi.c_char * len(data)).from_buffer_copy(data)
+    check(_ioctl(fd, ffi.c_ulong(request), buf), "ioctl")
+    return bytes(buf)
+
+
+def socket(family: int, kind: int, protocol: int = 0) -> int:
+    """socket(2), close-on-exec: a bare file descriptor."""
+    from .consts import SOCK_CLOEXEC
+
+    return check(_socket(family, kind | SOCK_CLOEXEC, protocol), "socket")
 
 
 def clone(flags: int) -> int:
@@ -90,22 +116,24 @@ def clone(flags: int) -> int:
 
     The interpreter is prepared and restored exactly as os.fork() does, so the
     child is a normal single-threaded Python process, already inside the new
-    namespaces (in a new PID namespace it is PID 1). The call goes through a
-    PyDLL handle, which keeps the GIL held across it.
+    namespaces (in a new PID namespace it is PID 1). The calls keep the GIL
+    held across them (ctypes' PyDLL convention).
     """
     from .consts import SIGCHLD, SYS_clone
 
-    _pyapi.PyOS_BeforeFork()
-    pid = _pysyscall(SYS_clone, ctypes.c_ulong(flags | SIGCHLD), None, None, None, None)
+    _before_fork()
+    pid = _pysyscall(SYS_clone, ffi.c_ulong(flags | SIGCHLD), None, None, None, None)
     if pid == 0:
-        _pyapi.PyOS_AfterFork_Child()
+        _after_fork_child()
         return 0
-    err = ctypes.get_errno()
-    _pyapi.PyOS_AfterFork_Parent()
+    err = ffi.get_errno()
+    _after_fork_parent()
     if pid == -1:
         raise OSError(err, f"clone: {os.strerror(err)}")
     return pid
 
 
-_pysyscall = ctypes.PyDLL(None, use_errno=True).syscall
-_pysyscall.restype = ctypes.c_long
+_pysyscall = ffi.function("syscall", hold_gil=True)
+_before_fork = ffi.function("PyOS_BeforeFork", hold_gil=True)
+_after_fork_child = ffi.function("PyOS_AfterFork_Child", hold_gil=True)
+_after_fork_parent = ffi.function("PyOS_AfterFork_Parent", hold_gil=True)

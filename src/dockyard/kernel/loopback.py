@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import fcntl
-import struct
+import os
 
-import _socket
+from . import libc
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
+AF_INET = 2
+SOCK_DGRAM = 2
 
 
 def bring_up() -> None:
     """Set IFF_UP on the loopback device of the current network namespace."""
-    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    fd = libc.socket(AF_INET, SOCK_DGRAM)
     try:
-        req = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, req))[1]
+        name = b"lo".ljust(16, b"\0")  # struct ifreq: the name, then ifr_flags (a short), padded to 40 bytes
+        flags = int.from_bytes(libc.ioctl_buffer(fd, SIOCGIFFLAGS, name + bytes(24))[16:18], "little")
         if not flags & IFF_UP:
-            fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+            libc.ioctl_buffer(fd, SIOCSIFFLAGS, name + (flags | IFF_UP).to_bytes(2, "little") + bytes(22))
     finally:
-        sock.close()
+        os.close(fd)

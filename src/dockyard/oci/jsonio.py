@@ -38,7 +38,11 @@ class JSONError(ValueError):
 
 
 def loads(data: str | bytes) -> Any:
-    text = data.decode("utf-8-sig") if isinstance(data, (bytes, bytearray)) else data
+    if isinstance(data, (bytes, bytearray)):
+        # utf-8 with an optional BOM, without loading the utf-8-sig codec (an import on the start path)
+        text = (data[3:] if data[:3] == b"\xef\xbb\xbf" else data).decode("utf-8")
+    else:
+        text = data
     start = len(text) - len(text.lstrip(_WS))
     try:
         value, end = _scan(text, start)
