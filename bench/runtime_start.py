@@ -2,7 +2,8 @@
 
 Alternates the runtimes run by run (so load drifts hit both alike), reports
 medians and the ratio ours/runc, with a pause before each run (see GAP). State
-roots live on tmpfs (/run), as in real use. Peak RSS is GNU time's %M for the runtime process (measured in separate
+roots live under /run (a tmpfs in real use; on some machines, this VM included,
+not). Peak RSS is GNU time's %M for the runtime process (measured in separate
 runs: a child forked from this Python process would count its parent's pages).
 crun is measured too when it works on this host, for reference.
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import sys
 
+from .warmup import GLOBAL_VALUE_FLAGS
+
 VERSION = "0.1.0"
 SPEC_VERSION = "1.2.1"
 DEFAULT_ROOT = "/run/dockyard-runtime"
@@ -18,8 +20,8 @@ DEFAULT_ROOT = "/run/dockyard-runtime"
 # flag name -> (takes a value, repeatable); aliases map to the canonical name.
 _V, _B, _L = (True, False), (False, False), (True, True)
 
-GLOBAL_FLAGS = {"debug": _B, "log": _V, "log-format": _V, "root": _V, "criu": _V,
-                "systemd-cgroup": _B, "rootless": _V, "help": _B, "version": _B}
+GLOBAL_FLAGS = {**{name: _V for name in GLOBAL_VALUE_FLAGS},
+                "debug": _B, "systemd-cgroup": _B, "help": _B, "version": _B}
 GLOBAL_ALIASES = {"h": "help", "v": "version"}
 
 _CREATE = {"bundle": _V, "console-socket": _V, "pid-file": _V, "no-pivot": _B,
@@ -132,7 +134,6 @@ class Context:
         self.systemd_cgroup = gopts.flag("systemd-cgroup")
         self.debug = gopts.flag("debug")
         self.log = log
-        self.prewarm_pid = 0  # the cgroup warm-up child (see cgroups.prewarm), reaped by the command
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,11 +143,22 @@ def main(argv: list[str] | None = None) -> None:
     # cloned init it would touch (and so copy) every page it shares with the runtime.
     gc.disable()
     argv = sys.argv[1:] if argv is None else argv
-    sys.exit(_main(argv))
+    code = _main(argv)
+    # Skip the interpreter's teardown (a few ms of freeing what the kernel frees anyway at
+    # exit); what it would do that matters is flushing stdout and stderr.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _main(argv: list[str]) -> int:
     from . import log as logmod
+    from . import warmup
+
+    warmup.early(argv)  # done already when the lean launcher runs us
 
     try:
         gopts, rest = parse_flags(argv, GLOBAL_FLAGS, GLOBAL_ALIASES)
@@ -188,10 +200,6 @@ def _main(argv: list[str]) -> int:
     if not modname:
         return _fatal(logger, f"{command} is not supported by dockyard-runtime (no CRIU support)", 1)
     ctx = Context(gopts, logger)
-    if command in ("create", "run", "exec"):
-        from .cgroups import prewarm
-
-        ctx.prewarm_pid = prewarm()
     return run_command(ctx, command, modname, opts, args)
 
 
@@ -215,12 +223,6 @@ def run_command(ctx: Context, command: str, modname: str, opts: Options, args: l
 
         ctx.log.debug(traceback.format_exc())
         return _fatal(ctx.log, f"internal error: {type(e).__name__}: {e}", 255 if command == "exec" else 1)
-    finally:
-        if ctx.prewarm_pid:
-            try:
-                os.waitpid(ctx.prewarm_pid, 0)
-            except ChildProcessError:
-                pass  # a foreground run/exec reaped it while waiting for its process
 
 
 class CommandError(Exception):

@@ -1,12 +1,14 @@
 """The container's init: runs in the cloned child, sets everything up, waits, execs.
 
-Order (as runc): wait for ``go`` (uid/gid maps written), join
+Order: wait for ``go`` (in a new user namespace: uid/gid maps
+written; otherwise the init sets its own oom_score_adj instead), join
 namespaces given by path, new cgroup namespace, session keyring, setsid,
 mounts and /dev, prestart/createRuntime hooks (run by the runtime, on
-request), createContainer hooks, pivot_root, console, read-only finish,
-hostname, sysctl, read-only and masked paths, rlimits, wait until the
-runtime has joined us to the cgroup (it works on that meanwhile), ``ready``, user switch
-with capabilities and seccomp, executable lookup, close the channel (create
+request), createContainer hooks (sysctl, read-only and masked paths are set
+by then), pivot_root, console, read-only finish, hostname, rlimits, user switch with
+capabilities (and seccomp, without no_new_privs), executable lookup, wait
+until the runtime has joined us to the cgroup (it works on that meanwhile),
+``ready``, seccomp (with no_new_privs), close the channel (create
 succeeded), block opening exec.fifo until ``start``, startContainer hooks, exec.
 """
 
@@ -28,7 +30,6 @@ def preload(spec: dict) -> None:
     Once the init has pivoted into the container's root, the host's Python
     library is out of reach: a lazy import there would fail.
     """
-    import resource  # noqa: F401  rlimits
     import stat  # noqa: F401  executable lookup
 
     import _signal  # noqa: F401  exec
@@ -58,8 +59,14 @@ def run(cfg: InitConfig) -> None:
     chan = cfg.chan
     try:
         preload(cfg.spec)  # before pivot_root, while the host's Python library is in reach
-        _setup(cfg)
-        path, args, env = prepare_exec(cfg.spec["process"], cfg.seccomp_program)
+        joined = _setup(cfg)
+
+        def ready() -> None:
+            joined.wait()  # limits in force before anything of the user's runs
+            chan.send("ready")
+
+        # The user switch and the rest need no cgroup: they overlap the runtime's join.
+        path, args, env = prepare_exec(cfg.spec["process"], cfg.seccomp_program, before_last=ready)
         chan.close()  # EOF tells the runtime create succeeded
         fd = os.open(f"/proc/self/fd/{cfg.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
@@ -92,21 +99,29 @@ def _state(cfg: InitConfig, status: str) -> dict:
             "pid": os.getpid(), "bundle": cfg.bundle, "annotations": cfg.spec.get("annotations") or {}}
 
 
-def _setup(cfg: InitConfig) -> None:
-    cfg.chan.expect("go")
+def _setup(cfg: InitConfig) -> _CgroupJoin:
+    if cfg.wait_go:
+        cfg.chan.expect("go")  # uid/gid maps written
+    else:
+        adj = cfg.spec["process"].get("oomScoreAdj")
+        if adj is not None:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(adj))
     joined = _CgroupJoin(cfg.chan)
     _enter_namespaces(cfg, joined)
     builder = _build_rootfs(cfg, joined)
     _finish(cfg, builder)
-    joined.wait()  # limits in force before anything of the user's runs
-    cfg.chan.send("ready")
+    return joined
 
 
 def _enter_namespaces(cfg: InitConfig, joined: _CgroupJoin) -> None:
-    """Joined namespaces, root in a new user namespace, cgroup namespace, lo, keyring, session."""
+    """New mount/uts/ipc/net namespaces, joined ones, root in a new user namespace, cgroup namespace, lo,
+    keyring, session."""
     from ..kernel import consts as c
     from ..kernel import libc
 
+    if cfg.unshare_flags:
+        libc.unshare(cfg.unshare_flags)  # before the joins, as if the clone had made them
     for kind, path in cfg.joins:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -141,13 +156,20 @@ def _build_rootfs(cfg: InitConfig, joined: _CgroupJoin):
                                 new_cgroupns="cgroup" in cfg.new_types,
                                 new_netns="network" in cfg.new_types or any(k == "network" for k, _ in cfg.joins),
                                 in_userns="user" in cfg.new_types)
-        builder.prepare()
-    if (spec.get("hooks") or {}).get("prestart") or (spec.get("hooks") or {}).get("createRuntime"):
+    hook_names = spec.get("hooks") or {}
+    runtime_hooks = bool(hook_names.get("prestart") or hook_names.get("createRuntime"))
+    # Hooks see the tree as runc leaves it for them: mounted, not yet hardened.
+    late_protect = runtime_hooks or bool(hook_names.get("createContainer"))
+    if builder is not None:
+        builder.prepare(protect=not late_protect)
+    if runtime_hooks:
         cfg.chan.send("hooks")
         cfg.chan.expect("resume")
     if builder is not None:
         os.chdir(cfg.rootfs)
         hooks.run_hooks(spec, "createContainer", _state(cfg, "creating"))
+        if late_protect:
+            builder.protect()
         builder.pivot(cfg.no_pivot)
     else:
         os.chroot(cfg.rootfs)
@@ -170,14 +192,10 @@ def _finish(cfg: InitConfig, builder) -> None:
         libc.sethostname(spec["hostname"])
     if spec.get("domainname"):
         libc.setdomainname(spec["domainname"])
-    for key, value in (linux.get("sysctl") or {}).items():
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-            f.write(value)
-    if builder is not None:
-        for path in linux.get("readonlyPaths") or []:
-            builder.readonly_path(path)
-        for path in linux.get("maskedPaths") or []:
-            builder.mask_path(path)
+    if builder is None:  # with a mount namespace the builder did these before pivot_root
+        for key, value in (linux.get("sysctl") or {}).items():
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                f.write(value)
     if process.get("apparmorProfile"):
         apply_apparmor(process["apparmorProfile"])
     set_rlimits(process)
@@ -185,23 +203,28 @@ def _finish(cfg: InitConfig, builder) -> None:
 
 
 class _CgroupJoin:
-    """Waits (once) for the runtime's word that the init has joined its cgroup.
+    """The runtime's two words about the init's cgroup, each waited for once.
 
-    The word carries what /sys/fs/cgroup must show (the manager's
-    ``container_mounts``): the cgroup dirs exist only from then on.
+    ``cgroup`` carries what /sys/fs/cgroup must show (the manager's
+    ``container_mounts``): the cgroup dirs exist from then on. ``joined``
+    follows once the init is in its cgroup with the limits set.
     """
 
     def __init__(self, chan) -> None:
         self.chan = chan
         self.mounts: list[tuple[str, str]] | None = None
+        self.joined = False
 
     def wait(self) -> None:
-        if self.mounts is None:
-            self.mounts = [(host, name) for host, name in self.chan.expect("cgroup").get("mounts") or []]
+        if not self.joined:
+            self.container_mounts()
+            self.chan.expect("joined")
+            self.joined = True
 
     def container_mounts(self) -> list[tuple[str, str]]:
-        self.wait()
-        return self.mounts or []
+        if self.mounts is None:
+            self.mounts = [(host, name) for host, name in self.chan.expect("cgroup").get("mounts") or []]
+        return self.mounts
 
 
 def _setup_console(cfg: InitConfig) -> None:

@@ -4,7 +4,9 @@ The runtime is exec'd for every container operation and its start time is
 benchmarked against runc's. A console script starts the interpreter with
 ``site``, which scans site-packages and runs .pth hooks before our code does
 anything; this launcher runs the same ``main`` with ``-IS`` and puts only the
-directory holding the ``dockyard`` package on sys.path.
+directory holding the ``dockyard`` package on sys.path. Before importing the
+command line it starts the cgroup warm-up (see ``warmup``), which needs only
+builtin modules.
 
     python -m dockyard.runtime.launcher [BIN_DIR]
 """
@@ -18,6 +20,8 @@ TEMPLATE = """#!{python} -IS
 # dockyard-runtime: lean launcher (see dockyard/runtime/launcher.py)
 import sys
 sys.path[:0] = [{path!r}]
+from dockyard.runtime.warmup import early
+early(sys.argv[1:])
 from dockyard.runtime.cli import main
 main()
 """
@@ -27,6 +31,7 @@ def install(bin_dir: str) -> str:
     import dockyard
 
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(dockyard.__file__)))
+    bin_dir = os.path.abspath(bin_dir)
     python = os.path.join(bin_dir, "python3")
     if not os.path.exists(python):
         python = sys.executable

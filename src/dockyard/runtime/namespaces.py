@@ -1,8 +1,9 @@
 """Which namespaces a container gets, and the clone that puts its init in them.
 
-New namespaces are created by clone(2) flags (cgroup is unshared by the init
-once it is in its cgroup; time by the runtime before the clone, since clone(2)
-cannot take that flag). Namespaces given by path are joined by the init, except
+New pid and user namespaces are created by clone(2) flags; mount, uts, ipc
+and network ones by the init's first unshare(2), cgroup by the init once it is
+in its cgroup, time by the runtime before the clone (clone(2) cannot take that
+flag). Namespaces given by path are joined by the init, except
 user and pid: joining those must happen before the process that will be PID 1
 exists, so an intermediate process joins them and clones the init.
 """
@@ -13,7 +14,11 @@ import os
 
 from ..kernel import consts as c
 
-_CLONE_NOW = ("mount", "uts", "ipc", "user", "pid", "network")
+# Made by the clone: pid (the init must be born into it) and user (the runtime maps its ids).
+_CLONE_NOW = ("user", "pid")
+# Made by the init itself, first thing (in a new user namespace, once its ids are mapped): the
+# kernel's work for these, a network namespace above all, then runs beside the runtime's.
+_UNSHARED_BY_INIT = ("mount", "uts", "ipc", "network")
 
 
 class Plan:
@@ -40,9 +45,17 @@ class Plan:
 
     @property
     def clone_flags(self) -> int:
+        return self._flags(_CLONE_NOW)
+
+    @property
+    def init_unshare_flags(self) -> int:
+        """The namespaces the init unshares itself (see _UNSHARED_BY_INIT)."""
+        return self._flags(_UNSHARED_BY_INIT)
+
+    def _flags(self, kinds: tuple[str, ...]) -> int:
         flags = 0
         for kind in self.new_types:
-            if kind in _CLONE_NOW:
+            if kind in kinds:
                 flags |= c.NAMESPACE_FLAGS[kind]
         return flags
 

@@ -28,15 +28,17 @@ def env_map(env: list[str] | None) -> dict[str, str]:
 
 
 def set_rlimits(process: dict) -> None:
-    import resource
+    rlimits = process.get("rlimits") or []
+    if not rlimits:
+        return
+    from ..kernel import libc
 
-    for rl in process.get("rlimits") or []:
-        resource.setrlimit(RLIMITS[rl["type"]], (_rlim(rl.get("soft", 0)), _rlim(rl.get("hard", 0))))
-
-
-def _rlim(value: int) -> int:
-    # 2^64-1 in the spec means unlimited.
-    return -1 if value >= 2**63 else int(value)
+    for rl in rlimits:
+        try:
+            libc.setrlimit(RLIMITS[rl["type"]], int(rl.get("soft", 0)), int(rl.get("hard", 0)))
+        except OSError as e:
+            reason = os.strerror(e.errno or 0).lower()
+            raise OSError(e.errno, f"error setting rlimit type {RLIMITS[rl['type']]}: {reason}") from None
 
 
 def home_of(uid: int, passwd: str = "/etc/passwd") -> str:
@@ -100,11 +102,13 @@ def switch_user(process: dict, caps) -> None:
         capabilities.apply(caps)
 
 
-def prepare_exec(process: dict, seccomp_program) -> tuple[str, list[str], dict]:
+def prepare_exec(process: dict, seccomp_program, before_last=None) -> tuple[str, list[str], dict]:
     """Everything after the rootfs is ready, up to (not including) the exec.
 
     Returns (path, argv, env). Seccomp is loaded before the capability drop
     without no_new_privs (loading needs CAP_SYS_ADMIN then), else last.
+    ``before_last`` (if given) runs after everything else, just before that
+    last seccomp load: the container's init exchanges its final messages there.
     """
     from . import capabilities
 
@@ -133,6 +137,8 @@ def prepare_exec(process: dict, seccomp_program) -> tuple[str, list[str], dict]:
     if not args:
         raise InvalidArgument("args must not be empty")
     path = look_path(args[0], env)
+    if before_last is not None:
+        before_last()
     if seccomp_program is not None and nnp:
         load_seccomp(seccomp_program)  # as late as possible: fewer syscalls after it
     return path, list(args), env

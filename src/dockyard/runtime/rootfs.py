@@ -2,8 +2,11 @@
 
 Runs inside the container's new mount namespace, in the init process, in the
 order runc uses: propagation, bind the rootfs onto itself, each mount of the
-config in order, /dev (devices, symlinks, ptmx), then pivot_root. Finishing
-touches (read-only root, masked and read-only paths) come after the console.
+config in order, /dev (devices, symlinks, ptmx), then pivot_root. Unlike runc,
+sysctl, read-only and masked paths come before pivot_root (see
+``_protection_steps``), and a cgroup mount may come later than its place in
+the list (see ``prepare``). Finishing touches (read-only root, /dev and
+/sys/fs/cgroup) come after the console.
 Every kernel call goes through ``k`` (dockyard.kernel.libc, or a recording
 fake in unit tests).
 """
@@ -90,18 +93,70 @@ class RootfsBuilder:
         self.ro_after_finalize: list[str] = []
 
     # -- before pivot_root ------------------------------------------------
-    def prepare(self) -> None:
+    def prepare(self, protect: bool = True) -> None:
+        """Every mount of the config, then /dev, then (``protect``) sysctl, read-only and masked paths.
+
+        A cgroup mount waits for the runtime to have made the container's
+        cgroup dirs, which waits on the kernel (see warmup); so it is
+        put off past the mounts that follow it while none of them lies under
+        or above its destination (the result is the same tree), at the latest
+        to the end.
+        """
         k = self.k
         k.mount(None, "/", None, mountopts.propagation_flags(self.linux.get("rootfsPropagation", "")))
         self._make_parent_private()
         k.mount(self.rootfs, self.rootfs, "bind", c.MS_BIND | c.MS_REC)
         dev_bound = False
+        deferred: list[tuple[str, dict]] = []
         for m in self.spec.get("mounts") or []:
-            self.mount_one(m)
+            dest = secure_join(self.rootfs, m["destination"])
+            if deferred and any(_nested(dest, d) for d, _ in deferred):
+                self._mount_deferred(deferred)
+            if (m.get("type") or "") in ("cgroup", "cgroup2") and not mountopts.parse(m.get("options")).is_bind:
+                deferred.append((dest, m))
+                continue
+            self.mount_one(m, dest)
             if m["destination"].rstrip("/") == "/dev" and mountopts.parse(m.get("options")).is_bind:
                 dev_bound = True
         if not dev_bound:
             self.setup_dev()
+        if not protect:
+            self._mount_deferred(deferred)
+            return
+        steps = self._protection_steps()
+        early = 0
+        while early < len(steps) and not any(_nested(steps[early][0], d) for d, _ in deferred):
+            early += 1
+        for path, step in steps[:early]:
+            step(path)
+        self._mount_deferred(deferred)
+        for path, step in steps[early:]:
+            step(path)
+
+    def protect(self) -> None:
+        """sysctl, read-only and masked paths, for a ``prepare(protect=False)``."""
+        for path, step in self._protection_steps():
+            step(path)
+
+    def _protection_steps(self) -> list:
+        """sysctl, then read-only paths, then masked paths: (path in the rootfs, action), in order.
+
+        runc applies them after pivot_root; done here on the same mounts (the
+        container's /proc and /sys, reached under the rootfs), they are over
+        before the wait for the cgroup mount ends. A sysctl goes to the
+        namespaces of the writer, as it would after the pivot.
+        """
+        steps: list = []
+        for key, value in (self.linux.get("sysctl") or {}).items():
+            steps.append((secure_join(self.rootfs, "/proc/sys/" + key.replace(".", "/")), _writer(value)))
+        steps += [(secure_join(self.rootfs, p), self.readonly_path) for p in self.linux.get("readonlyPaths") or []]
+        steps += [(secure_join(self.rootfs, p), self.mask_path) for p in self.linux.get("maskedPaths") or []]
+        return steps
+
+    def _mount_deferred(self, deferred: list[tuple[str, dict]]) -> None:
+        for dest, m in deferred:
+            self.mount_one(m, dest)
+        deferred.clear()
 
     def _make_parent_private(self) -> None:
         """pivot_root refuses a shared parent mount: make the rootfs's mount private."""
@@ -113,8 +168,9 @@ class RootfsBuilder:
         except OSError:
             pass  # not a mount point of its own in this namespace; the rbind below makes one
 
-    def mount_one(self, m: dict) -> None:
-        dest = secure_join(self.rootfs, m["destination"])
+    def mount_one(self, m: dict, dest: str | None = None) -> None:
+        """One mount of the config; ``dest`` is its destination already resolved in the rootfs."""
+        dest = dest or secure_join(self.rootfs, m["destination"])
         opts = mountopts.parse(m.get("options"))
         kind = m.get("type") or ""
         if opts.is_bind or kind == "bind":
@@ -283,6 +339,20 @@ class RootfsBuilder:
 
 _CONTROLLERS = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio", "blkio",
                 "perf_event", "hugetlb", "pids", "rdma", "misc"}
+
+
+def _writer(value: str):
+    def write(path: str) -> None:
+        with open(path, "w") as f:
+            f.write(value)
+
+    return write
+
+
+def _nested(a: str, b: str) -> bool:
+    """Whether one of two absolute paths is the other or lies under it."""
+    a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
+    return a.startswith(b) or b.startswith(a)
 
 
 def _hierarchy_data(name: str) -> str:

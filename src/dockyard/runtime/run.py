@@ -39,10 +39,10 @@ def main(ctx, command, opts, args) -> int:
         from .console import relay
 
         relay(master)
+    from .delete import destroy  # loaded while the container runs, not after
+
     status = _wait(container.pid, forward)
     if not opts.flag("keep"):
-        from .delete import destroy
-
         destroy(ctx, container)
     return status
 

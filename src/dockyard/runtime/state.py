@@ -11,7 +11,7 @@ The status is derived, never stored: a record without an init pid is
 killed: delete then cleans up); the init process gone (or its pid reused)
 means ``stopped``; the fifo present means ``created``; a frozen cgroup means
 ``paused``; otherwise ``running``. state.json is written atomically (temp file,
-fsync, rename), so a kill -9 at any moment leaves the old or the new state.
+rename), so a kill -9 at any moment leaves the old or the new state.
 """
 
 from __future__ import annotations
@@ -59,15 +59,29 @@ class Container:
         return os.path.join(self.dir, EXEC_FIFO)
 
     def save(self) -> None:
-        """Write state.json atomically."""
-        tmp = os.path.join(self.dir, f".{STATE_FILE}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        """Write state.json atomically: a kill -9 at any moment leaves the old or the new file.
+
+        No fsync, as with runc: the rename is atomic for every process on the
+        machine, and the state describes processes a machine crash ends anyway
+        (the root is a tmpfs such as /run in real use).
+        """
+        self.stage()
+        self.publish()
+
+    def stage(self) -> None:
+        """Write the record beside state.json; :meth:`publish` makes it the state."""
+        fd = os.open(self._staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, jsonio.dumps(self.data).encode())
-            os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(tmp, os.path.join(self.dir, STATE_FILE))
+
+    def publish(self) -> None:
+        os.rename(self._staged, os.path.join(self.dir, STATE_FILE))
+
+    @property
+    def _staged(self) -> str:
+        return os.path.join(self.dir, f".{STATE_FILE}.tmp")
 
     # -- derived status -------------------------------------------------
     def init_alive(self) -> bool:

@@ -7,9 +7,11 @@ setup is complete: EOF without an ``error`` message means success.
 Messages from init: ``hooks`` (run prestart/createRuntime, then answer
 ``resume``), ``console`` (a pty master follows on the socket), ``ready``,
 ``pid`` (exec: the pid of the process that will exec), ``error`` (``msg``).
-Messages to init: ``go`` (user namespace mapped), ``cgroup`` (joined: the
-runtime joins while the init builds its rootfs, since a process's first
-cgroup move waits for an RCU grace period), ``resume``.
+Messages to init: ``go`` (user namespace mapped; sent only then), ``cgroup``
+(the cgroup dirs exist: what to mount at /sys/fs/cgroup), ``joined`` (the init
+is in its cgroup, limits set; the runtime does both while the init builds its
+rootfs, since a process's first cgroup move waits for an RCU grace period),
+``resume``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 
 
 # Messages that may arrive while the init waits for another one.
-NOTICES = ("cgroup",)
+NOTICES = ("cgroup", "joined")
 
 
 class Channel:

@@ -26,7 +26,7 @@ import os
 
 from ...errors import InvalidArgument, Unavailable
 
-__all__ = ["Manager", "Resources", "detect", "new_manager", "load_manager", "create_resources", "prewarm"]
+__all__ = ["Manager", "Resources", "detect", "new_manager", "load_manager", "create_resources"]
 
 DEFAULT_ROOT = "/sys/fs/cgroup"
 
@@ -121,37 +121,6 @@ def controller(name: str):
     if name not in CONTROLLERS:
         raise InvalidArgument(f"unknown cgroup controller {name!r}")
     return __import__(f"{__name__}.{name}", fromlist=("set_v1",))
-
-
-def prewarm(root: str = DEFAULT_ROOT) -> int:
-    """Start the kernel's slow part of a cgroup move now, in a throwaway child; return its pid.
-
-    Moving a process into a cgroup takes the global cgroup_threadgroup_rwsem
-    for writing, and a writer arriving when there has been none for a while
-    waits for an RCU grace period (10-35 ms on the benchmark VM; runc pays it
-    too). Writers that follow within a grace period do not wait. The child
-    re-writes its own pid into the cgroup it is already in (a no-op move), so
-    by the time ``apply`` moves the init, the wait has passed in parallel with
-    the runtime's own start-up. The child holds no descriptors of ours.
-    """
-    pid = os.fork()
-    if pid:
-        return pid
-    try:
-        os.closerange(0, 256)
-        with open("/proc/self/cgroup", "rb") as f:
-            line = f.readline().rstrip(b"\n")  # "N:controllers:/path" (v2: "0::/path")
-        _, controllers, path = line.split(b":", 2)
-        if detect(root) == 2:
-            target = root.encode() + path
-        else:
-            first = controllers.split(b",")[0].replace(b"name=", b"")
-            target = root.encode() + b"/" + first + path
-        fd = os.open(target + b"/cgroup.procs", os.O_WRONLY)
-        os.write(fd, b"0")
-    except Exception:  # best effort: only a warm-up
-        pass
-    os._exit(0)
 
 
 def detect(root: str = DEFAULT_ROOT) -> int:
