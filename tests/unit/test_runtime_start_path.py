@@ -154,3 +154,55 @@ def test_libc_layer_sets_rlimits_and_reads_interface_flags_without_ctypes():
 def test_json_of_the_start_path_takes_a_byte_order_mark():
     assert jsonio.loads(b'\xef\xbb\xbf{"a": "\xc3\xa9"}') == {"a": "\u00e9"}
     assert jsonio.loads(b"[1]") == [1]
+
+
+class DirsBeingMade:
+    """The runtime's side as the init sees it: one more cgroup dir exists per wait."""
+
+    def __init__(self, order: list[str]) -> None:
+        self.order = order
+        self.made: list[str] = []
+        self.waits = 0
+
+    def dir_ready(self, path: str) -> bool:
+        return path in self.made
+
+    def wait_a_little(self) -> None:
+        self.waits += 1
+        self.made.append(self.order[len(self.made)])
+
+
+def test_cgroup_dirs_are_bound_as_they_appear_in_any_order(tmp_path):
+    spec, root = _bundle(tmp_path, [MOUNTS[2]], {})
+    binds = [("/h/memory/c", "memory"), ("/h/cpu,cpuacct/c", "cpu,cpuacct"), ("/h/devices/c", "devices"),
+             ("symlink:cpu,cpuacct", "cpu")]
+    dirs = DirsBeingMade(["/h/devices/c", "/h/memory/c", "/h/cpu,cpuacct/c"])
+    k = RecordingKernel()
+    rootfs.RootfsBuilder(spec, root, k, lambda: binds, cgroup_dirs=dirs).prepare()
+    bound = [source for source, target, fstype, flags in k.calls if fstype == "bind" and source.startswith("/h/")]
+    assert bound == ["/h/devices/c", "/h/memory/c", "/h/cpu,cpuacct/c"] and dirs.waits == 3
+    assert os.readlink(os.path.join(root, "sys/fs/cgroup/cpu")) == "cpu,cpuacct"
+
+
+def test_the_init_learns_of_cgroup_dirs_from_the_runtime(tmp_path):
+    from dockyard.runtime import init, sync
+
+    runtime, init_end = sync.pair()
+    try:
+        joined = init._CgroupJoin(init_end)
+        made = tmp_path / "made"
+        runtime.send("cgroup", mounts=[[str(made), "memory"]])
+        assert joined.container_mounts() == [(str(made), "memory")]
+        assert not joined.dir_ready(str(made))
+        joined.wait_a_little()  # nothing came: returns after the poll interval
+        made.mkdir()
+        assert joined.dir_ready(str(made))
+        assert not joined.dir_ready(str(tmp_path / "never"))
+        runtime.send("cgdirs")
+        joined.wait_a_little()
+        assert joined.dir_ready(str(tmp_path / "never"))  # all made: a missing one is the mount's error
+        runtime.send("joined")
+        joined.wait()
+    finally:
+        runtime.close()
+        init_end.close()

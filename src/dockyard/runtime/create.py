@@ -129,9 +129,13 @@ class _Builder:
         # The init builds its rootfs meanwhile: making and joining a cgroup can wait on the
         # kernel (see warmup), and the init needs it only for its cgroup mount and before ready.
         assert self.cgroup is not None
-        self.cgroup.create(self.resources)
         try:
             chan.send("cgroup", mounts=self.cgroup.container_mounts())
+        except BrokenPipeError:
+            pass
+        self.cgroup.create(self.resources)
+        try:
+            chan.send("cgdirs")
             # Limits before the move: the init never runs under half-written rules (a v1
             # devices list is a deny-all followed by the allowed devices; /dev is being made).
             self.cgroup.set(self.resources)

@@ -152,7 +152,7 @@ def _build_rootfs(cfg: InitConfig, joined: _CgroupJoin):
     if "mount" in cfg.new_types or any(k == "mount" for k, _ in cfg.joins):
         from .rootfs import RootfsBuilder
 
-        builder = RootfsBuilder(spec, cfg.rootfs, libc, joined.container_mounts,
+        builder = RootfsBuilder(spec, cfg.rootfs, libc, joined.container_mounts, cgroup_dirs=joined,
                                 new_cgroupns="cgroup" in cfg.new_types,
                                 new_netns="network" in cfg.new_types or any(k == "network" for k, _ in cfg.joins),
                                 in_userns="user" in cfg.new_types)
@@ -203,12 +203,15 @@ def _finish(cfg: InitConfig, builder) -> None:
 
 
 class _CgroupJoin:
-    """The runtime's two words about the init's cgroup, each waited for once.
+    """The runtime's words about the init's cgroup (see sync), each waited for once.
 
     ``cgroup`` carries what /sys/fs/cgroup must show (the manager's
-    ``container_mounts``): the cgroup dirs exist from then on. ``joined``
-    follows once the init is in its cgroup with the limits set.
+    ``container_mounts``), before the dirs exist: :meth:`dir_ready` tells
+    when one does. ``cgdirs`` says they all do, ``joined`` that the init is
+    in its cgroup with the limits set.
     """
+
+    POLL = 0.0002  # seconds between looks for a cgroup dir the runtime is making
 
     def __init__(self, chan) -> None:
         self.chan = chan
@@ -225,6 +228,13 @@ class _CgroupJoin:
         if self.mounts is None:
             self.mounts = [(host, name) for host, name in self.chan.expect("cgroup").get("mounts") or []]
         return self.mounts
+
+    def dir_ready(self, path: str) -> bool:
+        """Whether ``path`` can be bound: it exists, or the runtime has made every dir."""
+        return self.joined or "cgdirs" in self.chan.noticed or os.path.isdir(path)
+
+    def wait_a_little(self) -> None:
+        self.chan.notice_within(self.POLL)
 
 
 def _setup_console(cfg: InitConfig) -> None:

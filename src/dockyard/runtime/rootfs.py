@@ -34,36 +34,60 @@ def _no_cgroup_mounts() -> list[tuple[str, str]]:
     return []
 
 
+class _DirsMade:
+    """The cgroup dirs to bind exist already (see init._CgroupJoin for the init's own)."""
+
+    def dir_ready(self, path: str) -> bool:
+        return True
+
+    def wait_a_little(self) -> None:
+        pass
+
+
 def secure_join(root: str, unsafe: str) -> str:
     """``root``/``unsafe`` with every symlink resolved as if ``root`` were ``/``.
 
     The result never leaves ``root``: ``..`` stops at the root and absolute
     symlink targets restart from it. Missing components are kept as they are.
     """
+    root = root.rstrip("/") or "/"
     parts = [p for p in unsafe.split("/") if p]
+    parts.reverse()  # a stack: the next component last
     resolved: list[str] = []
+    base = root  # root joined with resolved
     links = 0
     while parts:
-        part = parts.pop(0)
+        part = parts.pop()
         if part == ".":
             continue
         if part == "..":
             if resolved:
                 resolved.pop()
+                base = os.path.join(root, *resolved)
             continue
-        candidate = os.path.join(root, *resolved, part)
+        candidate = base + "/" + part if base != "/" else "/" + part
         try:
-            target = os.readlink(candidate)
+            is_link = st.S_ISLNK(os.lstat(candidate).st_mode)  # no exception for the common case
         except OSError:
+            is_link = False
+        target = None
+        if is_link:
+            try:
+                target = os.readlink(candidate)
+            except OSError:
+                pass
+        if target is None:
             resolved.append(part)
+            base = candidate
             continue
         links += 1
         if links > _MAX_SYMLINKS:
             raise InvalidArgument(f"too many symlinks resolving {unsafe!r} in {root!r}")
         if target.startswith("/"):
             resolved = []
-        parts = [p for p in target.split("/") if p] + parts
-    return os.path.join(root, *resolved)
+            base = root
+        parts.extend(reversed([p for p in target.split("/") if p]))
+    return base
 
 
 def _mkdir_in(root: str, path: str, mode: int = 0o755) -> None:
@@ -81,12 +105,13 @@ class RootfsBuilder:
     """Builds the container's mount tree under ``rootfs`` (see module doc)."""
 
     def __init__(self, spec: dict, rootfs: str, k, cgroup_mounts=None, new_cgroupns: bool = False,
-                 new_netns: bool = True, in_userns: bool = False) -> None:
+                 new_netns: bool = True, in_userns: bool = False, cgroup_dirs=None) -> None:
         self.spec = spec
         self.linux = spec.get("linux") or {}
         self.rootfs = rootfs
         self.k = k
         self.cgroup_mounts = cgroup_mounts or _no_cgroup_mounts
+        self.cgroup_dirs = cgroup_dirs or _DirsMade()
         self.new_cgroupns = new_cgroupns
         self.new_netns = new_netns
         self.in_userns = in_userns
@@ -228,6 +253,7 @@ class RootfsBuilder:
             return
         _mkdir_in(self.rootfs, dest)
         self.k.mount("tmpfs", dest, "tmpfs", opts.flags & ~c.MS_RDONLY, "mode=755")
+        pending = []
         for host_dir, name in binds:
             sub = os.path.join(dest, name)
             if host_dir.startswith("symlink:"):
@@ -238,8 +264,17 @@ class RootfsBuilder:
             if self.new_cgroupns:
                 self.k.mount("cgroup", sub, "cgroup", opts.flags, _hierarchy_data(name))
             else:
+                pending.append((host_dir, sub))
+        # The runtime may still be making the dirs: bind each as soon as it exists, in any order.
+        while pending:
+            ready = [(host_dir, sub) for host_dir, sub in pending if self.cgroup_dirs.dir_ready(host_dir)]
+            if not ready:
+                self.cgroup_dirs.wait_a_little()
+                continue
+            for host_dir, sub in ready:
                 self.k.mount(host_dir, sub, "bind", c.MS_BIND | c.MS_REC)
                 self._remount(sub, c.MS_BIND | c.MS_REMOUNT | opts.flags | c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC)
+                pending.remove((host_dir, sub))
         if opts.flags & c.MS_RDONLY:
             self.ro_after_finalize.append(dest)
 

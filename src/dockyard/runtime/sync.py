@@ -8,10 +8,11 @@ Messages from init: ``hooks`` (run prestart/createRuntime, then answer
 ``resume``), ``console`` (a pty master follows on the socket), ``ready``,
 ``pid`` (exec: the pid of the process that will exec), ``error`` (``msg``).
 Messages to init: ``go`` (user namespace mapped; sent only then), ``cgroup``
-(the cgroup dirs exist: what to mount at /sys/fs/cgroup), ``joined`` (the init
-is in its cgroup, limits set; the runtime does both while the init builds its
-rootfs, since a process's first cgroup move waits for an RCU grace period),
-``resume``.
+(what to mount at /sys/fs/cgroup: sent before the dirs are made, so that the
+init binds each as soon as it exists), ``cgdirs`` (every dir is made),
+``joined`` (the init is in its cgroup, limits set; the runtime does all this
+while the init builds its rootfs, since a process's first cgroup move waits
+for an RCU grace period), ``resume``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import os
 
 
 # Messages that may arrive while the init waits for another one.
-NOTICES = ("cgroup", "joined")
+NOTICES = ("cgroup", "cgdirs", "joined")
 
 
 class Channel:
@@ -47,6 +48,20 @@ class Channel:
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
         return jsonio.loads(line)
+
+    def notice_within(self, timeout: float) -> None:
+        """Keep the notice that arrives within ``timeout`` seconds, if one does."""
+        if b"\n" not in self._buf:
+            import select
+
+            if not select.select([self.rfd], [], [], timeout)[0]:
+                return
+        msg = self.recv()
+        if msg is None:
+            raise EOFError("expected a notice from the other side, got end of file")
+        if msg.get("t") not in NOTICES:
+            raise EOFError(f"expected a notice from the other side, got {msg!r}")
+        self.noticed[msg["t"]] = msg
 
     def expect(self, kind: str) -> dict:
         """The next message of ``kind``; notices (see ``NOTICES``) met on the way are kept."""
