@@ -133,7 +133,8 @@ def _run(code: str) -> str:
 def test_libc_layer_sets_rlimits_and_reads_interface_flags_without_ctypes():
     out = _run(
         "import resource\n"
-        "from dockyard.kernel import libc, loopback\n"
+        "from dockyard.kernel import bpf, libc, loopback\n"
+        "from dockyard.runtime.cgroups import devices, v2\n"
         "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
         "libc.setrlimit(resource.RLIMIT_NOFILE, 100, hard)\n"
         "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"

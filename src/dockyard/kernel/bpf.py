@@ -9,10 +9,11 @@ the old ones, as runc does). Errors are OSError with errno.
 
 from __future__ import annotations
 
-import ctypes
 import os
+import struct
 
-from .libc import syscall
+from . import ffi
+from .libc import setrlimit, syscall
 
 SYS_bpf = 321  # x86_64
 
@@ -29,73 +30,41 @@ BPF_F_ALLOW_MULTI = 1 << 1
 BPF_F_REPLACE = 1 << 2
 
 _ATTR_SIZE = 128  # bigger than every member we use; the tail stays zero
+RLIMIT_MEMLOCK = 8
+
+# The members of union bpf_attr we use, little-endian with the kernel's alignment (x86_64).
+_PROG_LOAD = "<IIQQIIQII16sII"  # prog_type insn_cnt insns license log_level log_size log_buf kern_version
+#                                 prog_flags prog_name prog_ifindex expected_attach_type
+_ATTACH = "<IIIII"  # target_fd attach_bpf_fd attach_type attach_flags replace_bpf_fd
+_QUERY = "<IIIIQI"  # target_fd attach_type query_flags attach_flags prog_ids prog_cnt
+_GET_ID = "<III"  # prog_id next_id open_flags
 
 
-class _ProgLoad(ctypes.Structure):
-    _fields_ = [
-        ("prog_type", ctypes.c_uint32),
-        ("insn_cnt", ctypes.c_uint32),
-        ("insns", ctypes.c_uint64),
-        ("license", ctypes.c_uint64),
-        ("log_level", ctypes.c_uint32),
-        ("log_size", ctypes.c_uint32),
-        ("log_buf", ctypes.c_uint64),
-        ("kern_version", ctypes.c_uint32),
-        ("prog_flags", ctypes.c_uint32),
-        ("prog_name", ctypes.c_char * 16),
-        ("prog_ifindex", ctypes.c_uint32),
-        ("expected_attach_type", ctypes.c_uint32),
-    ]
+def _buffer(data: bytes):
+    """A C buffer holding a copy of ``data`` (its address stays valid while the buffer lives)."""
+    return (ffi.c_char * max(len(data), 1)).from_buffer_copy(data or b"\0")
 
 
-class _Attach(ctypes.Structure):
-    _fields_ = [
-        ("target_fd", ctypes.c_uint32),
-        ("attach_bpf_fd", ctypes.c_uint32),
-        ("attach_type", ctypes.c_uint32),
-        ("attach_flags", ctypes.c_uint32),
-        ("replace_bpf_fd", ctypes.c_uint32),
-    ]
+def _call(cmd: int, attr: bytes) -> tuple[int, int, bytes]:
+    """bpf(2): (return value, errno, the attr as the kernel left it)."""
+    buf = _buffer(attr.ljust(_ATTR_SIZE, b"\0"))
+    ret = syscall(SYS_bpf, cmd, buf, _ATTR_SIZE)
+    err = ffi.get_errno() if ret < 0 else 0
+    return int(ret), err, bytes(buf)
 
 
-class _Query(ctypes.Structure):
-    _fields_ = [
-        ("target_fd", ctypes.c_uint32),
-        ("attach_type", ctypes.c_uint32),
-        ("query_flags", ctypes.c_uint32),
-        ("attach_flags", ctypes.c_uint32),
-        ("prog_ids", ctypes.c_uint64),
-        ("prog_cnt", ctypes.c_uint32),
-    ]
-
-
-class _GetId(ctypes.Structure):
-    _fields_ = [
-        ("prog_id", ctypes.c_uint32),
-        ("next_id", ctypes.c_uint32),
-        ("open_flags", ctypes.c_uint32),
-    ]
-
-
-def _bpf(cmd: int, attr: ctypes.Structure, what: str) -> int:
-    buf = ctypes.create_string_buffer(_ATTR_SIZE)
-    ctypes.memmove(buf, ctypes.addressof(attr), ctypes.sizeof(attr))
-    ret = syscall(SYS_bpf, ctypes.c_int(cmd), buf, ctypes.c_uint(_ATTR_SIZE))
-    err = ctypes.get_errno() if ret < 0 else 0
-    # the kernel writes results (prog_cnt, even with ENOSPC) back into the attr
-    ctypes.memmove(ctypes.addressof(attr), buf, ctypes.sizeof(attr))
+def _bpf(cmd: int, attr: bytes, what: str) -> int:
+    ret, err, _ = _call(cmd, attr)
     if ret < 0:
         raise OSError(err, f"bpf({what}): {os.strerror(err)}")
-    return int(ret)
+    return ret
 
 
 def _raise_memlock() -> None:
     # Kernels before 5.11 charge programs to RLIMIT_MEMLOCK; runc raises it.
     try:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-    except (OSError, ValueError):
+        setrlimit(RLIMIT_MEMLOCK, -1, -1)
+    except OSError:
         pass
 
 
@@ -103,30 +72,27 @@ def load_device_program(code: bytes, license: str) -> int:
     """Load a CGROUP_DEVICE program (encoded instructions); return its fd."""
     if len(code) % 8:
         raise ValueError("eBPF code must be a whole number of 8-byte instructions")
-    insns = ctypes.create_string_buffer(code, len(code))
-    lic = ctypes.create_string_buffer(license.encode())
-    attr = _ProgLoad(
-        prog_type=BPF_PROG_TYPE_CGROUP_DEVICE,
-        insn_cnt=len(code) // 8,
-        insns=ctypes.addressof(insns),
-        license=ctypes.addressof(lic),
-    )
+    insns = _buffer(code)
+    lic = _buffer(license.encode() + b"\0")
+
+    def attr(log=None) -> bytes:
+        level, size, address = (1, len(log), ffi.addressof(log)) if log is not None else (0, 0, 0)
+        return struct.pack(_PROG_LOAD, BPF_PROG_TYPE_CGROUP_DEVICE, len(code) // 8, ffi.addressof(insns),
+                           ffi.addressof(lic), level, size, address, 0, 0, b"", 0, 0)
+
     try:
-        return _bpf(BPF_PROG_LOAD, attr, "BPF_PROG_LOAD")
+        return _bpf(BPF_PROG_LOAD, attr(), "BPF_PROG_LOAD")
     except OSError as e:
         if e.errno == 1:  # EPERM: maybe memlock on an old kernel
             _raise_memlock()
-            return _bpf(BPF_PROG_LOAD, attr, "BPF_PROG_LOAD")
+            return _bpf(BPF_PROG_LOAD, attr(), "BPF_PROG_LOAD")
         if e.errno != 22:  # EINVAL: get the verifier's reason
             raise
-    log = ctypes.create_string_buffer(65536)
-    attr.log_level = 1
-    attr.log_size = len(log)
-    attr.log_buf = ctypes.addressof(log)
+    log = _buffer(bytes(65536))
     try:
-        return _bpf(BPF_PROG_LOAD, attr, "BPF_PROG_LOAD")
+        return _bpf(BPF_PROG_LOAD, attr(log), "BPF_PROG_LOAD")
     except OSError as e:
-        text = log.value.decode(errors="replace").strip()
+        text = bytes(log).split(b"\0", 1)[0].decode(errors="replace").strip()
         raise OSError(e.errno, f"bpf(BPF_PROG_LOAD): {os.strerror(e.errno)}: {text[-500:]}") from None
 
 
@@ -134,37 +100,31 @@ def attached_device_programs(cgroup_fd: int) -> list[int]:
     """The ids of the CGROUP_DEVICE programs attached to a cgroup."""
     size = 64
     for _ in range(10):
-        ids = (ctypes.c_uint32 * size)()
-        attr = _Query(target_fd=cgroup_fd, attach_type=BPF_CGROUP_DEVICE, prog_ids=ctypes.addressof(ids), prog_cnt=size)
-        try:
-            _bpf(BPF_PROG_QUERY, attr, "BPF_PROG_QUERY")
-        except OSError as e:
-            if e.errno == 28:  # ENOSPC: prog_cnt now holds the real count
-                size = max(attr.prog_cnt, size * 2)
+        ids = _buffer(bytes(4 * size))
+        ret, err, out = _call(BPF_PROG_QUERY, struct.pack(_QUERY, cgroup_fd, BPF_CGROUP_DEVICE, 0, 0,
+                                                         ffi.addressof(ids), size))
+        count = struct.unpack_from(_QUERY, out)[5]  # written back even with ENOSPC
+        if ret < 0:
+            if err == 28:  # ENOSPC: prog_cnt now holds the real count
+                size = max(count, size * 2)
                 continue
-            raise
-        return list(ids[: attr.prog_cnt])
+            raise OSError(err, f"bpf(BPF_PROG_QUERY): {os.strerror(err)}")
+        return list(struct.unpack_from(f"<{count}I", bytes(ids)))
     raise OSError(28, "bpf(BPF_PROG_QUERY): the list of device programs keeps growing")
 
 
 def program_fd(prog_id: int) -> int:
     """An fd for the loaded program ``prog_id``."""
-    return _bpf(BPF_PROG_GET_FD_BY_ID, _GetId(prog_id=prog_id), "BPF_PROG_GET_FD_BY_ID")
+    return _bpf(BPF_PROG_GET_FD_BY_ID, struct.pack(_GET_ID, prog_id, 0, 0), "BPF_PROG_GET_FD_BY_ID")
 
 
 def attach_device_program(cgroup_fd: int, prog_fd: int, flags: int = BPF_F_ALLOW_MULTI, replace_fd: int = 0) -> None:
-    attr = _Attach(
-        target_fd=cgroup_fd,
-        attach_bpf_fd=prog_fd,
-        attach_type=BPF_CGROUP_DEVICE,
-        attach_flags=flags,
-        replace_bpf_fd=replace_fd,
-    )
+    attr = struct.pack(_ATTACH, cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, flags, replace_fd)
     _bpf(BPF_PROG_ATTACH, attr, "BPF_PROG_ATTACH")
 
 
 def detach_device_program(cgroup_fd: int, prog_fd: int) -> None:
-    attr = _Attach(target_fd=cgroup_fd, attach_bpf_fd=prog_fd, attach_type=BPF_CGROUP_DEVICE)
+    attr = struct.pack(_ATTACH, cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, 0, 0)
     _bpf(BPF_PROG_DETACH, attr, "BPF_PROG_DETACH")
 
 

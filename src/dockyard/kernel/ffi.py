@@ -6,7 +6,7 @@ on the path of every ``dockyard-runtime create``/``run``. The runtime needs
 only a handful of scalar types, functions looked up in libc and, for
 capget/capset, one structure; this module defines exactly those on top of
 ``_ctypes`` (the extension ``ctypes`` itself wraps). Modules that need more
-of ctypes (seccomp, nftables, bpf) import ctypes itself.
+of ctypes (seccomp, nftables) import ctypes itself.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import _ctypes
 
 get_errno = _ctypes.get_errno
 byref = _ctypes.byref
+addressof = _ctypes.addressof
 Structure = _ctypes.Structure
 
 
