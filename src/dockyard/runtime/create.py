@@ -91,8 +91,7 @@ class _Builder:
             spec=spec, container_id=self.container.id, bundle=self.bundle, rootfs=self.rootfs, chan=child,
             fifo_fd=fifo_fd, joins=ns.joins, new_types=ns.new_types, unshare_flags=ns.init_unshare_flags,
             no_pivot=self.opts.flag("no-pivot"), preserve=int(self.opts.get("preserve-fds") or 0),
-            no_new_keyring=self.opts.flag("no-new-keyring"), debug=self.ctx.debug, seccomp_program=program,
-            wait_go=ns.new_user)
+            no_new_keyring=self.opts.flag("no-new-keyring"), debug=self.ctx.debug, seccomp_program=program)
         if ns.time_offsets is not None:
             ns.enter_time_namespace()
         # The init imports what it needs itself, in parallel with the rest of create.
@@ -241,7 +240,6 @@ class InitConfig:
     no_new_keyring: bool
     debug: bool
     seccomp_program: object
-    wait_go: bool
 
 
 class InitError(DockyardError):

@@ -100,7 +100,7 @@ def _state(cfg: InitConfig, status: str) -> dict:
 
 
 def _setup(cfg: InitConfig) -> _CgroupJoin:
-    if cfg.wait_go:
+    if "user" in cfg.new_types:
         cfg.chan.expect("go")  # uid/gid maps written
     else:
         adj = cfg.spec["process"].get("oomScoreAdj")

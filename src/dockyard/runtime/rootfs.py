@@ -53,17 +53,15 @@ def secure_join(root: str, unsafe: str) -> str:
     root = root.rstrip("/") or "/"
     parts = [p for p in unsafe.split("/") if p]
     parts.reverse()  # a stack: the next component last
-    resolved: list[str] = []
-    base = root  # root joined with resolved
+    base = root  # what is resolved so far
     links = 0
     while parts:
         part = parts.pop()
         if part == ".":
             continue
         if part == "..":
-            if resolved:
-                resolved.pop()
-                base = os.path.join(root, *resolved)
+            if base != root:
+                base = os.path.dirname(base)
             continue
         candidate = base + "/" + part if base != "/" else "/" + part
         try:
@@ -77,14 +75,12 @@ def secure_join(root: str, unsafe: str) -> str:
             except OSError:
                 pass
         if target is None:
-            resolved.append(part)
             base = candidate
             continue
         links += 1
         if links > _MAX_SYMLINKS:
             raise InvalidArgument(f"too many symlinks resolving {unsafe!r} in {root!r}")
         if target.startswith("/"):
-            resolved = []
             base = root
         parts.extend(reversed([p for p in target.split("/") if p]))
     return base
@@ -137,11 +133,12 @@ class RootfsBuilder:
             dest = secure_join(self.rootfs, m["destination"])
             if deferred and any(_nested(dest, d) for d, _ in deferred):
                 self._mount_deferred(deferred)
-            if (m.get("type") or "") in ("cgroup", "cgroup2") and not mountopts.parse(m.get("options")).is_bind:
+            is_bind = mountopts.parse(m.get("options")).is_bind
+            if (m.get("type") or "") in ("cgroup", "cgroup2") and not is_bind:
                 deferred.append((dest, m))
                 continue
             self.mount_one(m, dest)
-            if m["destination"].rstrip("/") == "/dev" and mountopts.parse(m.get("options")).is_bind:
+            if m["destination"].rstrip("/") == "/dev" and is_bind:
                 dev_bound = True
         if not dev_bound:
             self.setup_dev()
